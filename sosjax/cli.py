@@ -1,0 +1,103 @@
+"""The `sosjax` command line: a thin layer over `sosjax.pipeline` and `sosjax.export`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sosjax",
+        description="Evolve a Set of Sets: Pareto fronts of compact specialists from one pretrained generalist.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run the main job (resumes an existing workdir)",
+        description="Pretrain or load the JAT, evolve, fine-tune and export a Set of Sets. "
+        "Override any config field with --config.FIELD=VALUE, for example --config.evolution.generations=50.",
+    )
+    run.add_argument("--config", default=None, help="config file, optionally FILE:ARG (default: configs/digits_resnet18.py)")
+    run.add_argument("--workdir", default=os.path.join("runs", "digits"), help="run folder (default: runs/digits)")
+    run.add_argument("--force", action="store_true", help="continue a workdir whose config.json differs from this config")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    select = commands.add_parser("select", help="print the best member of a task within a size budget, as JSON")
+    select.add_argument("--workdir", required=True, help="run folder written by `sosjax run`")
+    select.add_argument("--task", required=True, help="task name, for example even")
+    budget = select.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--max-params", type=int, help="largest number of parameters allowed")
+    budget.add_argument("--max-bytes", type=int, help="largest model size in bytes allowed, at --dtype")
+    select.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="dtype for --max-bytes (default: float32)")
+
+    report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")
+    report.add_argument("--workdir", required=True, help="run folder written by `sosjax run`")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    overrides = [a for a in argv if a.startswith("--config.")]
+    args = parser.parse_args([a for a in argv if not a.startswith("--config.")])
+    if overrides and args.command != "run":
+        parser.error(f"--config.FIELD=VALUE overrides apply to `sosjax run` only, got {overrides[0]!r}.")
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return _dispatch(args, overrides)
+    except KeyboardInterrupt:
+        print("Interrupted. Finished stages and checkpoints are kept; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, FileNotFoundError, OSError) as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"sosjax: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _dispatch(args, overrides) -> int:
+    if args.command == "run":
+        from sosjax.config import load_config
+        from sosjax.pipeline import run
+        from sosjax.report import summary_lines
+        from sosjax.io import read_json
+
+        config = load_config(args.config, overrides)
+        path = run(config, args.workdir, force=args.force, progress=not args.no_progress)
+        for line in summary_lines(read_json(path)):
+            print(line)
+        print(f"Set of Sets written to {path}")
+        print(f"Tables: {os.path.join(args.workdir, 'report.md')}; plots: {os.path.join(args.workdir, 'plots')}")
+        return 0
+
+    if args.command == "select":
+        from sosjax.export import select
+
+        member = select(args.workdir, args.task, max_params=args.max_params, max_bytes=args.max_bytes, dtype=args.dtype)
+        member = dict(member, folder=os.path.join(args.workdir, member["path"]))
+        print(json.dumps(member, indent=2))
+        return 0
+
+    if args.command == "report":
+        from sosjax.report import write_report
+
+        for path in write_report(args.workdir):
+            print(path)
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

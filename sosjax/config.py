@@ -1,0 +1,306 @@
+"""Run configurations: the shared schema, config files, overrides and validation.
+
+A config file is a Python file with `get_config(arg=None)` returning an
+`ml_collections.ConfigDict` built on `base_config()`. The command line selects
+it with `--config FILE[:ARG]` and overrides fields with `--config.FIELD=VALUE`,
+the convention of `ml_collections.config_flags`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import math
+import os
+from typing import Any, Sequence
+
+import ml_collections
+from ml_collections import config_dict
+
+
+class ConfigError(ValueError):
+    """An invalid config field; the message names the field, value and fix."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Return the schema every config fills in, with a comment on each field."""
+    c = ml_collections.ConfigDict()
+
+    # Seed of the whole run: splits, JAT initialisation, evolution, fine-tuning.
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    # Dataset: digits | mnist | fashion_mnist | cifar10 | beijing | nycweather.
+    c.data.name = "digits"
+    # Folder (or file) holding the data; None uses the dataset's default place.
+    c.data.path = config_dict.placeholder(str)
+    # Loader: auto | tfds | idx | pickle (images); ignored for embedded data.
+    c.data.source = "auto"
+    # Task preset (even_odd, animals_vehicles, clothing_footwear) or a dict
+    # task name -> list of class names or indices.
+    c.data.tasks = "even_odd"
+    # Stations (air quality) or airports (nycweather), one task each.
+    c.data.stations = ()
+    # Fraction of the training data held out for validation, in (0, 0.5].
+    c.data.val_fraction = 0.1
+    # Per-task caps on examples, for CPU-sized runs; None keeps everything.
+    c.data.max_train_per_task = config_dict.placeholder(int)
+    c.data.max_test_per_task = config_dict.placeholder(int)
+
+    c.model = ml_collections.ConfigDict()
+    # Architecture: resnet18 | bilstm | m2m100.
+    c.model.name = "resnet18"
+    # ResNet stem: cifar (3×3 conv, no pooling) or imagenet (7×7 conv, max pool).
+    c.model.stem = "cifar"
+    # ResNet width multiplier: 1.0 is base width 64.
+    c.model.width = 1.0
+    # BiLSTM hidden units per direction and layers.
+    c.model.hidden = 128
+    c.model.layers = 2
+    # Adjacent units under one mask bit (sets D).
+    c.model.granularity = 1
+    # Groups every layer keeps at least.
+    c.model.min_active = 1
+
+    c.pretrain = ml_collections.ConfigDict()
+    # Local JAT checkpoint to load instead of pretraining: a sosjax model folder
+    # or a torchvision ResNet-18 state_dict (.pt, .pth or .safetensors).
+    c.pretrain.checkpoint = config_dict.placeholder(str)
+    # Epochs over the union of all tasks' training data.
+    c.pretrain.epochs = 30
+    c.pretrain.batch_size = 64
+    c.pretrain.learning_rate = 1e-3
+    # Decoupled weight decay (AdamW); 0 is Adam.
+    c.pretrain.weight_decay = 0.0
+
+    c.evolution = ml_collections.ConfigDict()
+    # Γ: candidates per task; must be even (offspring come in pairs).
+    c.evolution.pop_size = 60
+    c.evolution.generations = 120
+    # Random mating probability: a scalar in [0, 1]; 0 is K independent NSGA-II runs.
+    c.evolution.rmp = 0.3
+    # MO-MFEA-II: learn the K×K rmp matrix every generation.
+    c.evolution.learn_rmp = False
+    # uniform | two_point.
+    c.evolution.crossover = "uniform"
+    # Per-bit flip rate; None is 1/D.
+    c.evolution.mutation_rate = config_dict.placeholder(float)
+    # Lower end of the initial per-candidate keep-probability range [p_min, 1].
+    c.evolution.p_min = 0.1
+    # Size objective: params (exact parameter fraction) or mask_l1 (‖B‖₁/D).
+    c.evolution.size_objective = "params"
+    # Examples per task in a generation's fitness batch.
+    c.evolution.fitness_batch_size = 256
+    # Distinct fitness batches drawn per task; generation g uses batch g mod this.
+    c.evolution.num_fitness_batches = 8
+    # Candidates per vmapped chunk of the fitness call; 0 evaluates all at once.
+    c.evolution.chunk_size = 0
+    # BatchNorm statistics for fitness: batch (adaptive, recomputed on the
+    # fitness batch) or running (the JAT's stored statistics).
+    c.evolution.batch_stats = "batch"
+    # Generations between checkpoints of the evolution state.
+    c.evolution.checkpoint_every = 10
+
+    c.finetune = ml_collections.ConfigDict()
+    # Epochs of fine-tuning per front member; 0 skips fine-tuning.
+    c.finetune.epochs = 10
+    c.finetune.batch_size = 64
+    # adam | adamw.
+    c.finetune.optimizer = "adam"
+    c.finetune.learning_rate = 5e-4
+    # Learning-rate factor applied after every epoch.
+    c.finetune.decay = 0.95
+    c.finetune.weight_decay = 0.0
+    # Members fine-tuned per task, spread evenly over the front by size; 0 is all.
+    c.finetune.max_members = 0
+
+    c.export = ml_collections.ConfigDict()
+    # Float dtypes whose byte sizes the manifest reports.
+    c.export.dtypes = ("float32", "float16")
+    return c
+
+
+def load_config(spec: str | None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Load `FILE[:ARG]` (default: the digits config), apply overrides, validate.
+
+    `overrides` are `config.FIELD=VALUE` strings; a value is parsed as a Python
+    literal when the field is not a string.
+    """
+    path, _, arg = (spec or default_config_path()).partition(":")
+    if not os.path.isfile(path):
+        raise ConfigError(f"Config file {path!r} not found; pass --config with a path to a config file such as configs/digits_resnet18.py.")
+    module_spec = importlib.util.spec_from_file_location("sosjax_user_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"Config file {path!r} defines no get_config(arg=None) function.")
+    config = module.get_config(arg or None)
+    for override in overrides:
+        apply_override(config, override)
+    validate(config)
+    return config
+
+
+def default_config_path() -> str:
+    """Return `configs/digits_resnet18.py` from the working directory or the checkout."""
+    candidates = [
+        os.path.join("configs", "digits_resnet18.py"),
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "digits_resnet18.py"),
+    ]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    return candidates[0]
+
+
+def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
+    """Apply one `config.FIELD=VALUE` (or `FIELD=VALUE`) override in place."""
+    key, sep, text = override.removeprefix("--").removeprefix("config.").partition("=")
+    if not sep:
+        raise ConfigError(f"Override {override!r} has no '='; write it as --config.FIELD=VALUE.")
+    parent = config
+    *parents, leaf = key.split(".")
+    for name in parents:
+        if name not in parent or not isinstance(parent[name], ml_collections.ConfigDict):
+            raise ConfigError(f"Unknown config field {key!r} in override {override!r}.")
+        parent = parent[name]
+    if leaf not in parent:
+        raise ConfigError(f"Unknown config field {key!r}; known fields here: {', '.join(sorted(parent.keys()))}.")
+
+    current = parent[leaf]
+    field_type = parent.get_type(leaf) if hasattr(parent, "get_type") else type(current)
+    value = _parse_value(text, current, field_type, key)
+    with parent.ignore_type():
+        parent[leaf] = value
+
+
+def _parse_value(text: str, current: Any, field_type: type, key: str) -> Any:
+    if field_type is str or isinstance(current, str):
+        return text
+    if text in ("None", "none", "null"):
+        return None
+    if field_type is bool or isinstance(current, bool):
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"Field {key!r} must be true or false, got {text!r}.")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if current is None and field_type in (type(None), object):
+            return text
+        raise ConfigError(f"Field {key!r} expects a {getattr(field_type, '__name__', field_type)}, got {text!r}.") from None
+    if field_type is float and isinstance(value, int):
+        value = float(value)
+    if field_type is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
+
+
+def _check(condition: bool, field: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise ConfigError(f"Invalid config field {field} = {value!r}: expected {expected}.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raise ConfigError naming the first invalid field, its value and the accepted range."""
+    _check(_is_int(config.seed) and config.seed >= 0, "seed", config.seed, "an integer >= 0")
+
+    data = config.data
+    _check(data.name in ("digits", "mnist", "fashion_mnist", "cifar10", "beijing", "nycweather"), "data.name", data.name,
+           "one of digits, mnist, fashion_mnist, cifar10, beijing, nycweather")
+    _check(_is_number(data.val_fraction) and 0 < data.val_fraction <= 0.5, "data.val_fraction", data.val_fraction, "a number in (0, 0.5]")
+    for field in ("max_train_per_task", "max_test_per_task"):
+        value = data[field]
+        _check(value is None or (_is_int(value) and value >= 2), f"data.{field}", value, "None or an integer >= 2")
+
+    model = config.model
+    _check(model.name in ("resnet18", "bilstm", "m2m100"), "model.name", model.name, "one of resnet18, bilstm, m2m100")
+    _check(model.stem in ("cifar", "imagenet"), "model.stem", model.stem, "cifar or imagenet")
+    _check(_is_number(model.width) and 0 < model.width <= 8, "model.width", model.width, "a number in (0, 8]")
+    _check(_is_int(model.hidden) and model.hidden >= 1, "model.hidden", model.hidden, "an integer >= 1")
+    _check(_is_int(model.layers) and model.layers >= 1, "model.layers", model.layers, "an integer >= 1")
+    _check(_is_int(model.granularity) and model.granularity >= 1, "model.granularity", model.granularity, "an integer >= 1")
+    _check(_is_int(model.min_active) and model.min_active >= 1, "model.min_active", model.min_active, "an integer >= 1")
+
+    pretrain = config.pretrain
+    _check(_is_int(pretrain.epochs) and pretrain.epochs >= 0, "pretrain.epochs", pretrain.epochs, "an integer >= 0")
+    _check(_is_int(pretrain.batch_size) and pretrain.batch_size >= 1, "pretrain.batch_size", pretrain.batch_size, "an integer >= 1")
+    _check(_is_number(pretrain.learning_rate) and pretrain.learning_rate > 0, "pretrain.learning_rate", pretrain.learning_rate, "a number > 0")
+    _check(_is_number(pretrain.weight_decay) and pretrain.weight_decay >= 0, "pretrain.weight_decay", pretrain.weight_decay, "a number >= 0")
+    if pretrain.checkpoint is not None:
+        _check(os.path.exists(pretrain.checkpoint), "pretrain.checkpoint", pretrain.checkpoint, "an existing file or folder (or None to pretrain)")
+
+    evolution = config.evolution
+    _check(_is_int(evolution.pop_size) and evolution.pop_size >= 2 and evolution.pop_size % 2 == 0, "evolution.pop_size",
+           evolution.pop_size, "an even integer >= 2")
+    _check(_is_int(evolution.generations) and evolution.generations >= 0, "evolution.generations", evolution.generations, "an integer >= 0")
+    rmp = evolution.rmp
+    if isinstance(rmp, (list, tuple)):
+        flat = [value for row in rmp for value in (row if isinstance(row, (list, tuple)) else [row])]
+        _check(all(_is_number(v) and 0 <= v <= 1 for v in flat), "evolution.rmp", rmp, "a number in [0, 1] or a K×K matrix of them")
+    else:
+        _check(_is_number(rmp) and 0 <= rmp <= 1, "evolution.rmp", rmp, "a number in [0, 1] or a K×K matrix of them")
+    _check(isinstance(evolution.learn_rmp, bool), "evolution.learn_rmp", evolution.learn_rmp, "true or false")
+    _check(evolution.crossover in ("uniform", "two_point"), "evolution.crossover", evolution.crossover, "uniform or two_point")
+    rate = evolution.mutation_rate
+    _check(rate is None or (_is_number(rate) and 0 <= rate <= 1), "evolution.mutation_rate", rate, "None (1/D) or a number in [0, 1]")
+    _check(_is_number(evolution.p_min) and 0 <= evolution.p_min <= 1, "evolution.p_min", evolution.p_min, "a number in [0, 1]")
+    _check(evolution.size_objective in ("params", "mask_l1"), "evolution.size_objective", evolution.size_objective, "params or mask_l1")
+    _check(_is_int(evolution.fitness_batch_size) and evolution.fitness_batch_size >= 1, "evolution.fitness_batch_size",
+           evolution.fitness_batch_size, "an integer >= 1")
+    _check(_is_int(evolution.num_fitness_batches) and evolution.num_fitness_batches >= 1, "evolution.num_fitness_batches",
+           evolution.num_fitness_batches, "an integer >= 1")
+    _check(_is_int(evolution.chunk_size) and evolution.chunk_size >= 0, "evolution.chunk_size", evolution.chunk_size,
+           "an integer >= 0 (0 evaluates all candidates at once)")
+    _check(evolution.batch_stats in ("batch", "running"), "evolution.batch_stats", evolution.batch_stats, "batch or running")
+    _check(_is_int(evolution.checkpoint_every) and evolution.checkpoint_every >= 1, "evolution.checkpoint_every",
+           evolution.checkpoint_every, "an integer >= 1")
+
+    finetune = config.finetune
+    _check(_is_int(finetune.epochs) and finetune.epochs >= 0, "finetune.epochs", finetune.epochs, "an integer >= 0")
+    _check(_is_int(finetune.batch_size) and finetune.batch_size >= 1, "finetune.batch_size", finetune.batch_size, "an integer >= 1")
+    _check(finetune.optimizer in ("adam", "adamw"), "finetune.optimizer", finetune.optimizer, "adam or adamw")
+    _check(_is_number(finetune.learning_rate) and finetune.learning_rate > 0, "finetune.learning_rate", finetune.learning_rate, "a number > 0")
+    _check(_is_number(finetune.decay) and 0 < finetune.decay <= 1, "finetune.decay", finetune.decay, "a number in (0, 1]")
+    _check(_is_number(finetune.weight_decay) and finetune.weight_decay >= 0, "finetune.weight_decay", finetune.weight_decay, "a number >= 0")
+    _check(_is_int(finetune.max_members) and finetune.max_members >= 0, "finetune.max_members", finetune.max_members,
+           "an integer >= 0 (0 fine-tunes every front member)")
+
+    dtypes = tuple(config.export.dtypes)
+    _check(len(dtypes) > 0 and all(d in ("float32", "float16", "bfloat16") for d in dtypes), "export.dtypes", dtypes,
+           "a non-empty list of float32, float16, bfloat16")
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> str:
+    """Serialize a config to stable, sorted JSON (the run folder's config.json)."""
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """List the dotted field names whose values differ between two config dicts."""
+    fields = []
+    for key in sorted(set(saved) | set(current)):
+        name = f"{prefix}{key}"
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            fields.extend(config_differences(a, b, name + "."))
+        elif _normalize(a) != _normalize(b):
+            fields.append(name)
+    return fields
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normalize(v) for v in value]
+    return value

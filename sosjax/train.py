@@ -1,0 +1,220 @@
+"""Gradient training of a stack of masked models, vmapped over members.
+
+Pretraining the JAT is the one-member case with nothing masked; fine-tuning
+trains every front member of a task together, each under its own fixed mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sosjax.fitness import TaskHeads, task_loss, task_metric
+from sosjax.models.base import MaskedModel
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Optimizer and schedule of one training stage."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    #: Learning-rate factor applied after every epoch (1.0 keeps it constant).
+    decay: float = 1.0
+    #: adam | adamw.
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """Trained members and their history.
+
+    Attributes:
+      variables: the members' variables stacked on a leading axis M, each at the
+        epoch of its best validation metric.
+      best_epoch: `int[M]`, that epoch (0 means the starting variables).
+      val_history: `f32[epochs + 1, M]`, the validation metric after each epoch.
+      diverged: `bool[M]`, members whose loss became NaN or infinite at some
+        point (they keep their last good variables).
+    """
+
+    variables: Any
+    best_epoch: np.ndarray
+    val_history: np.ndarray
+    diverged: np.ndarray
+
+
+def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam or AdamW with the learning rate multiplied by `decay` after each epoch."""
+    schedule = optax.exponential_decay(
+        settings.learning_rate, transition_steps=max(steps_per_epoch, 1), decay_rate=settings.decay, staircase=True
+    )
+    if settings.optimizer == "adamw":
+        return optax.adamw(schedule, weight_decay=settings.weight_decay)
+    return optax.adam(schedule)
+
+
+def higher_is_better(heads: TaskHeads) -> bool:
+    return heads.kind == "classification"
+
+
+def stack_members(variables: Any, count: int) -> Any:
+    """Copy one model's variables `count` times along a new leading axis."""
+    return jax.tree.map(lambda v: jnp.broadcast_to(v, (count,) + v.shape), variables)
+
+
+def evaluate_members(
+    model: MaskedModel,
+    variables: Any,
+    masks: jax.Array,
+    heads: TaskHeads,
+    task_id: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int = 512,
+    stacked: bool = True,
+) -> np.ndarray:
+    """Return the metric `f32[M]` of each member on `(x, y)`, with running statistics.
+
+    With `stacked=False` every member shares `variables` (the JAT under masks).
+    """
+    outputs = predict_members(model, variables, masks, x, batch_size=batch_size, stacked=stacked)
+    targets = jnp.asarray(y)
+    return np.asarray(jax.vmap(lambda o: task_metric(heads, o, targets, task_id))(outputs))
+
+
+def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True) -> jax.Array:
+    """Return outputs `[M, n, ...]` of every member on `x`, computed in batches."""
+    apply = _predict_fn(model, stacked)
+    pieces = [apply(variables, masks, jnp.asarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    return jnp.concatenate(pieces, axis=1)
+
+
+_PREDICT_CACHE: dict = {}
+
+
+def _predict_fn(model, stacked):
+    key = (id(model), stacked)
+    if key not in _PREDICT_CACHE:
+        in_axes = (0 if stacked else None, 0, None)
+        _PREDICT_CACHE[key] = (model, jax.jit(jax.vmap(lambda v, m, xb: model.apply(v, xb, m), in_axes=in_axes)))
+    return _PREDICT_CACHE[key][1]
+
+
+def train_members(
+    model: MaskedModel,
+    variables: Any,
+    masks: np.ndarray,
+    heads: TaskHeads,
+    task_id: int,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    settings: TrainSettings,
+    key: jax.Array,
+    *,
+    progress: Callable[[int, np.ndarray], None] | None = None,
+    start: Any = None,
+) -> TrainResult:
+    """Train M members, each under its fixed mask, on one task's data.
+
+    Args:
+      variables: one model's variables (every member starts from them).
+      masks: `bool[M, D]`.
+      heads, task_id: which loss and metric the members train and are scored on.
+      train, val: `(x, y)` arrays.
+      key: shuffles the training data every epoch (the same order for all members).
+      progress: called after every epoch with `(epoch, val_metric f32[M])`.
+      start: optional per-member starting variables stacked on axis M (for
+        example with recalibrated BatchNorm statistics); default `variables`.
+
+    Pruned entries are zeroed at the start and their updates masked, so they stay
+    zero. Every member keeps its best-validation variables; one that diverges
+    (non-finite loss) does not affect the others.
+    """
+    masks = jnp.asarray(masks)
+    num_members = masks.shape[0]
+    x_train, y_train = train
+    steps_per_epoch = max(len(x_train) // settings.batch_size, 1)
+    optimizer = make_optimizer(settings, steps_per_epoch)
+    larger = higher_is_better(heads)
+
+    param_masks = jax.vmap(model.param_mask)(masks)
+    members = stack_members(variables, num_members) if start is None else start
+    members = dict(members, params=jax.tree.map(lambda p, m: p * m.astype(p.dtype), members["params"], param_masks))
+    opt_state = jax.vmap(optimizer.init)(members["params"])
+
+    step = _train_step_fn(model, heads, optimizer)
+    best = members
+    best_metric = evaluate_members(model, members, masks, heads, task_id, *val)
+    history = [best_metric]
+    best_epoch = np.zeros(num_members, np.int32)
+    diverged = np.zeros(num_members, bool)
+
+    for epoch in range(1, settings.epochs + 1):
+        key, shuffle_key = jax.random.split(key)
+        order = np.asarray(jax.random.permutation(shuffle_key, len(x_train)))
+        losses = []
+        for i in range(steps_per_epoch):
+            idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
+            members, opt_state, loss = step(
+                members, opt_state, masks, param_masks, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]), task_id
+            )
+            losses.append(loss)
+        epoch_losses = np.asarray(jnp.stack(losses))
+        diverged |= ~np.all(np.isfinite(epoch_losses), axis=0)
+
+        metric = evaluate_members(model, members, masks, heads, task_id, *val)
+        history.append(metric)
+        finite = np.isfinite(metric) & ~diverged
+        improved = finite & ((metric > best_metric) if larger else (metric < best_metric))
+        improved |= finite & ~np.isfinite(best_metric)
+        if improved.any():
+            pick = jnp.asarray(improved)
+            best = jax.tree.map(lambda new, old: _select(pick, new, old), members, best)
+            best_metric = np.where(improved, metric, best_metric)
+            best_epoch = np.where(improved, epoch, best_epoch)
+        if diverged.any():
+            # Restart diverged members from their best variables so NaNs never persist.
+            reset = jnp.asarray(diverged)
+            members = jax.tree.map(lambda b, m: _select(reset, b, m), best, members)
+        if progress is not None:
+            progress(epoch, metric)
+
+    return TrainResult(best, best_epoch, np.stack(history), diverged)
+
+
+def _select(pick: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
+    return jnp.where(pick.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+
+_STEP_CACHE: dict = {}
+
+
+def _train_step_fn(model: MaskedModel, heads: TaskHeads, optimizer: optax.GradientTransformation):
+    cache_key = (id(model), id(heads), id(optimizer))
+    if cache_key in _STEP_CACHE:
+        return _STEP_CACHE[cache_key][1]
+
+    def member_step(variables, opt_state, mask, param_mask, x, y, task_id):
+        def loss_fn(params):
+            outputs, updates = model.apply(dict(variables, params=params), x, mask, train=True)
+            return task_loss(heads, outputs, y, task_id), updates
+
+        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
+        grads = jax.tree.map(lambda g, m: g * m.astype(g.dtype), grads, param_mask)
+        step_updates, opt_state = optimizer.update(grads, opt_state, variables["params"])
+        step_updates = jax.tree.map(lambda u, m: u * m.astype(u.dtype), step_updates, param_mask)
+        params = optax.apply_updates(variables["params"], step_updates)
+        return dict(variables, params=params, **updates), opt_state, loss
+
+    step = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, None, None)), static_argnums=())
+    _STEP_CACHE[cache_key] = ((model, heads, optimizer), step)
+    return step
