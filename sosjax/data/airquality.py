@@ -1,10 +1,10 @@
 """Beijing Multi-Site Air-Quality data (UCI): next-hour PM2.5 per monitoring station.
 
-The UCI download holds one CSV per station, `PRSA_Data_<Station>_20130301-20170228.csv`,
+The UCI data set has one CSV per station, `PRSA_Data_<Station>_20130301-20170228.csv`,
 with hourly rows from 2013-03-01 to 2017-02-28 (Beijing time, which has no
 daylight saving) and missing readings written as `NA`. `load_beijing` reads them
-from a folder or from the zip as downloaded (the UCI page serves a zip that
-contains a second zip; both levels are searched).
+from a folder or from a zip. Zips inside the zip are searched too, so either an
+outer download zip or the data zip inside it can be passed.
 
 Features, in this order: PM2.5, PM10, SO2, NO2, CO, O3 (µg/m³), TEMP (°C),
 PRES (hPa), DEWP (°C), RAIN (mm), WSPM (m/s), the wind direction `wd` as sine and
@@ -14,8 +14,11 @@ others. In calm air (WSPM = 0) the direction is undefined and both wind directio
 columns are 0. The target is the next hour's PM2.5 in µg/m³. Splitting, gap
 filling, standardization and windowing follow `sosjax.data.windows`.
 
-Source: Zhang et al., "Cautionary tales on air-quality improvement in Beijing",
-Proc. R. Soc. A 473 (2017); UCI Machine Learning Repository dataset 501, CC BY 4.0.
+Source: "Beijing Multi-Site Air Quality", UCI Machine Learning Repository.
+
+NOTE: no real UCI download was available when this loader was written. It is
+tested on files written in the documented format (columns, `NA`, file names),
+not on the real files or the real zip layout.
 """
 
 from __future__ import annotations
@@ -84,8 +87,8 @@ def load_beijing(
       stations: station names as in the file names, for example `"Dingling"`;
         matched without regard to case.
       window: input hours per example.
-      max_gap: longest run of missing hours (per column) filled by interpolation;
-        windows across longer runs are dropped.
+      max_gap: maximum run of missing hours (per column) filled by interpolation.
+        Windows that would need a longer run are dropped.
       val_fraction, test_fraction: shares of the common time span, taken from its
         end, for the validation and test periods.
       seed: seed of the shuffle of training windows.
@@ -202,7 +205,7 @@ def parse_station_csv(station: str, display_name: str, read: TextSource) -> Stat
     """
     rows = csv.reader(io.StringIO(read()))
     header = next(rows, None)
-    if header is None:
+    if header is None or not any(cell.strip() for cell in header):
         raise ValueError(f"{display_name}: empty file. Download it again or remove the station.")
     header = [name.strip() for name in header]
     if tuple(header) != COLUMNS:

@@ -45,7 +45,7 @@ class StationSeries:
     """
 
     name: str
-    #: Where the readings came from (a file name), for error messages.
+    #: File (or file and row filter) that the readings came from, for error messages.
     source: str
     hours: np.ndarray
     values: np.ndarray
@@ -83,7 +83,7 @@ class Standardizer:
     std: np.ndarray
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        """Standardize `f32[..., F]` values; NaN stays NaN."""
+        """Standardize `f32[..., F]` values. NaN stays NaN."""
         return ((values - self.mean) / self.std).astype(np.float32)
 
 
@@ -113,7 +113,7 @@ def cyclic_encoding(angle: np.ndarray, period: float) -> np.ndarray:
 
 
 def parse_reading(cell: str, column: str, where: str) -> float:
-    """Parse one numeric CSV cell; `NA` is a missing reading (NaN).
+    """Parse one numeric CSV cell, where `NA` is a missing reading (NaN).
 
     Raises:
       ValueError: the cell is neither a finite number nor `NA`; the message
@@ -149,8 +149,8 @@ def hourly_grid(name: str, source: str, hours: np.ndarray, values: np.ndarray) -
     repeated = hours[1:][hours[1:] == hours[:-1]]
     if repeated.size:
         raise ValueError(
-            f"{source}: hour {format_hour(repeated[0])} has more than one row; "
-            "keep one row per hour."
+            f"{source}: hour {format_hour(repeated[0])} has more than one row. "
+            "Keep one row per hour."
         )
 
     first = int(hours[0])
@@ -182,7 +182,7 @@ def fill_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:
     """Linearly interpolate runs of at most `max_gap` NaN hours in each column.
 
     Only runs with a reading on both sides are filled. `values` are `f32[T, F]`
-    consecutive hours; the result has the same shape and leaves `values` unchanged.
+    consecutive hours. The result is a new array of the same shape.
     """
     filled = np.array(values, dtype=np.float32, copy=True)
     positions = np.arange(values.shape[0])
@@ -229,8 +229,8 @@ def fit_standardizer(train_values: Sequence[np.ndarray], feature_names: Sequence
     if np.any(counts == 0):
         names = [feature_names[i] for i in np.flatnonzero(counts == 0)]
         raise ValueError(
-            f"no observed readings of {names} in the training period; "
-            "lower val_fraction and test_fraction or choose other stations."
+            f"no observed readings of {names} in the training period. "
+            "Lower val_fraction and test_fraction or choose other stations."
         )
 
     mean = np.nanmean(pooled, axis=0)
@@ -293,10 +293,10 @@ def prepare_windows(
 ) -> WindowedTasks:
     """Turn each station's readings into one regression task of windows.
 
-    `target_index` picks the feature column whose next-hour reading is the target;
-    targets are standardized with that column's training statistics, and
+    `target_index` picks the feature column whose next-hour reading is the target.
+    Targets are standardized with that column's training statistics, so
     `target_scale` is its training standard deviation. Training windows are
-    shuffled with `seed`; validation and test windows stay in time order.
+    shuffled with `seed`, and validation and test windows stay in time order.
 
     Raises:
       ValueError: on invalid settings, or when a station has no window in a period
@@ -362,7 +362,7 @@ def prepare_windows(
 
 
 def _split_station(station: StationSeries, periods: Periods) -> dict[str, np.ndarray]:
-    """Rows `f32[n, F]` of each period; a period outside the station's hours is empty."""
+    """Split a station's rows into `f32[n, F]` per period (empty outside its hours)."""
     pieces = {}
     for split in SPLITS:
         first, stop = periods.bounds(split)

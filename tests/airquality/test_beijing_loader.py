@@ -1,7 +1,7 @@
 """The Beijing air-quality loader on small files in the exact UCI format.
 
 In the files of `station_table`, PM2.5 equals the hour index, so un-standardizing
-a window's PM2.5 column tells which hours it covers.
+a window's PM2.5 column shows which hours it covers.
 """
 
 import datetime
@@ -45,8 +45,10 @@ def test_windows_align_with_next_hour(tmp_path):
     np.testing.assert_array_equal(targets, np.arange(33, 40))
 
     assert prepared.data.input_shape == (3, len(FEATURES))
-    assert task.x_train.dtype == np.float32 and task.y_train.dtype == np.float32
-    assert prepared.data.kind == "regression" and prepared.data.num_outputs == 1
+    assert task.x_train.dtype == np.float32
+    assert task.y_train.dtype == np.float32
+    assert prepared.data.kind == "regression"
+    assert prepared.data.num_outputs == 1
     assert prepared.data.target_unit == "µg/m³"
     assert task.name == "Aotizhongxin"
 
@@ -133,7 +135,8 @@ def test_wind_direction_encoding(tmp_path):
     np.testing.assert_allclose(wind[:5], expected, atol=1e-6)
     assert np.isnan(wind[5]).all(), "NA wd is a missing reading"
     np.testing.assert_allclose(wind[6], [-s, -s], atol=1e-6)
-    np.testing.assert_array_equal(wind[7], [0, 0]), "calm air has no direction"
+    # Calm air (WSPM = 0) has no direction.
+    np.testing.assert_array_equal(wind[7], [0, 0])
 
 
 def test_hour_of_day_encoding(tmp_path):
@@ -172,7 +175,8 @@ def test_no_leak_from_val_or_test(tmp_path):
     for task in prepared.data.tasks:
         assert np.abs(task.x_train).max() < 10
         inputs, targets = hours_of(prepared, task.x_train, task.y_train)
-        assert inputs.max() <= 18 and targets.max() <= 18
+        assert inputs.max() <= 18
+        assert targets.max() <= 18
 
 
 def test_chronological_split_two_stations(tmp_path):
