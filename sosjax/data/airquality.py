@@ -214,24 +214,36 @@ def parse_station_csv(station: str, display_name: str, read: TextSource) -> Stat
         )
 
     hours = []
-    values = []
+    readings = []
     for line_number, row in enumerate(rows, start=2):
         if not row:
             continue
-        hour, features = _parse_row(row, station, f"{display_name}: line {line_number}")
+        hour, row_readings = _parse_row(row, station, f"{display_name}: line {line_number}")
         hours.append(hour)
-        values.append(features)
+        readings.append(row_readings)
 
     if not hours:
         raise ValueError(
             f"{display_name}: no data rows after the header. Download it again or "
             "remove the station."
         )
-    return hourly_grid(station, display_name, np.array(hours), np.array(values, np.float32))
+    hours = np.array(hours, np.int64)
+    values = _features(hours, np.array(readings, np.float64))
+    return hourly_grid(station, display_name, hours, values)
+
+
+def _features(hours: np.ndarray, readings: np.ndarray) -> np.ndarray:
+    """Build `f32[n, 15]` `FEATURES` from `NUMERIC_COLUMNS` plus the wd angle, `f64[n, 12]`."""
+    numeric, angle = readings[:, :-1], readings[:, -1]
+    wind = cyclic_encoding(angle, 360.0)
+    wind[numeric[:, NUMERIC_COLUMNS.index("WSPM")] == 0.0] = 0.0
+    # Beijing time has no daylight saving, so the clock hour is the hour of the day.
+    hour_of_day = cyclic_encoding(hours % 24, 24.0)
+    return np.concatenate([numeric.astype(np.float32), wind, hour_of_day], axis=1)
 
 
 def _parse_row(row: list[str], station: str, where: str) -> tuple[int, list[float]]:
-    """Return the hour index and `FEATURES` of one row (NaN for `NA`)."""
+    """Return the hour index, `NUMERIC_COLUMNS` and wd angle of one row (NaN for `NA`)."""
     if len(row) != len(COLUMNS):
         raise ValueError(
             f"{where}: {len(row)} fields, expected {len(COLUMNS)} ({', '.join(COLUMNS)}). "
@@ -270,12 +282,7 @@ def _parse_row(row: list[str], station: str, where: str) -> tuple[int, list[floa
             f"{where}: wd is {direction!r}, expected NA or one of {list(COMPASS)}. "
             "Fix or remove the row."
         )
-    wind = cyclic_encoding(angle, 360.0)
-    if readings["WSPM"] == 0.0:
-        wind = np.zeros(2, np.float32)
-    hour_of_day = cyclic_encoding(moment.hour, 24.0)
-
-    return hour, [readings[c] for c in NUMERIC_COLUMNS] + list(wind) + list(hour_of_day)
+    return hour, [readings[c] for c in NUMERIC_COLUMNS] + [angle]
 
 
 def _file_reader(file: pathlib.Path) -> TextSource:

@@ -185,10 +185,10 @@ def read_nycweather(path: str | pathlib.Path, stations: Sequence[str]) -> tuple[
         for line_number, row in enumerate(rows, start=2):
             if not row:
                 continue
-            station, hour, features = _parse_row(row, f"{path}: line {line_number}")
-            hours, values = by_station.setdefault(station, ([], []))
+            station, hour, readings = _parse_row(row, f"{path}: line {line_number}")
+            hours, station_readings = by_station.setdefault(station, ([], []))
             hours.append(hour)
-            values.append(features)
+            station_readings.append(readings)
 
     series = []
     for station in stations:
@@ -198,14 +198,26 @@ def read_nycweather(path: str | pathlib.Path, stations: Sequence[str]) -> tuple[
             )
         if any(s.name == station for s in series):
             raise ValueError(f"airport {station!r} is requested more than once.")
-        hours, values = by_station[station]
-        source = f"{path} (origin {station})"
-        series.append(hourly_grid(station, source, np.array(hours), np.array(values, np.float32)))
+        hours = np.array(by_station[station][0], np.int64)
+        values = _features(hours, np.array(by_station[station][1], np.float64))
+        series.append(hourly_grid(station, f"{path} (origin {station})", hours, values))
     return tuple(series)
 
 
+def _features(hours: np.ndarray, readings: np.ndarray) -> np.ndarray:
+    """Build `f32[n, 11]` `FEATURES` from `NUMERIC_FEATURES` plus wind_dir, `f64[n, 8]`."""
+    numeric, angle = readings[:, :-1], readings[:, -1]
+    wind_speed = numeric[:, NUMERIC_FEATURES.index("wind_speed")]
+    numeric[wind_speed > MAX_WIND_SPEED, NUMERIC_FEATURES.index("wind_speed")] = np.nan
+
+    wind = cyclic_encoding(angle, 360.0)
+    wind[wind_speed == 0.0] = 0.0
+    hour_of_day = cyclic_encoding((hours + NEW_YORK_STANDARD_OFFSET) % 24, 24.0)
+    return np.concatenate([numeric.astype(np.float32), wind, hour_of_day], axis=1)
+
+
 def _parse_row(row: list[str], where: str) -> tuple[str, int, list[float]]:
-    """Return the airport, UTC hour index and `FEATURES` of one row (NaN for `NA`)."""
+    """Return the airport, UTC hour index, `NUMERIC_FEATURES` and wind_dir of one row."""
     if len(row) != len(COLUMNS):
         raise ValueError(
             f"{where}: {len(row)} fields, expected {len(COLUMNS)}. Fix or remove the row."
@@ -221,16 +233,5 @@ def _parse_row(row: list[str], where: str) -> tuple[str, int, list[float]]:
         ) from None
     hour = int((moment - datetime.datetime(1970, 1, 1)).total_seconds() // 3600)
 
-    readings = {}
-    for column in NUMERIC_FEATURES + ("wind_dir",):
-        readings[column] = parse_reading(cells[column], column, where)
-    if readings["wind_speed"] > MAX_WIND_SPEED:
-        readings["wind_speed"] = np.nan
-
-    wind = cyclic_encoding(readings["wind_dir"], 360.0)
-    if readings["wind_speed"] == 0.0:
-        wind = np.zeros(2, np.float32)
-    hour_of_day = cyclic_encoding((hour + NEW_YORK_STANDARD_OFFSET) % 24, 24.0)
-
-    features = [readings[c] for c in NUMERIC_FEATURES] + list(wind) + list(hour_of_day)
-    return cells["origin"], hour, features
+    readings = [parse_reading(cells[c], c, where) for c in NUMERIC_FEATURES + ("wind_dir",)]
+    return cells["origin"], hour, readings
