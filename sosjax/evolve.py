@@ -60,14 +60,15 @@ def make_strategy(config, num_tasks: int, num_dims: int, repair: Callable | None
     return strategy, params
 
 
-def make_generation(strategy, params, evaluate: Callable, key: jax.Array) -> Callable:
-    """Build `generation(state, variables, batches, g) -> (state, metrics)`, a pure function.
+def make_generation(strategy, params, evaluate: Callable) -> Callable:
+    """Build `generation(state, key, variables, xs, ys, g) -> (state, metrics)`, a pure function.
 
-    The generation's randomness is `fold_in(key, g)`, so generation g computes
-    the same thing whether the run got there in one go or after a resume.
+    `xs, ys` are the fitness batches `[K, NB, B, ...]`. The generation's
+    randomness is `fold_in(key, g)`, so generation g computes the same thing
+    whether the run got there in one go or after a resume.
     """
 
-    def generation(state, variables, xs, ys, g):
+    def generation(state, key, variables, xs, ys, g):
         ask_key, tell_key = jax.random.split(jax.random.fold_in(key, g))
         offspring, task_ids, state = strategy.ask(ask_key, state, params)
         b = g % xs.shape[1]

@@ -253,17 +253,17 @@ def evolve_stage(context: RunContext, jat: dict):
     metrics_path = os.path.join(context.workdir, "metrics.jsonl")
     history = _truncate_metrics(metrics_path, start)
 
-    generation = jax.jit(make_generation(strategy, params, evaluate, run_key))
+    generation = jax.jit(make_generation(strategy, params, evaluate))
     if start >= settings.generations:
         return state
 
     # Compile before timing so evaluations per second exclude compilation.
-    compiled = generation.lower(state, jat, xs, ys, jnp.int32(start)).compile()
+    compiled = generation.lower(state, run_key, jat, xs, ys, jnp.int32(start)).compile()
     evaluations = num_tasks * pop_size
     bar = tqdm(total=settings.generations, initial=start, desc="evolve", unit="gen", disable=not context.progress)
     for g in range(start, settings.generations):
         begin = time.perf_counter()
-        state, metrics = compiled(state, jat, xs, ys, jnp.int32(g))
+        state, metrics = compiled(state, run_key, jat, xs, ys, jnp.int32(g))
         metrics = to_host(metrics)
         seconds = time.perf_counter() - begin
         record = _metrics_record(g + 1, metrics, data.task_names, evaluations / seconds)
