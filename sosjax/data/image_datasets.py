@@ -71,7 +71,7 @@ DATASETS: dict[str, ImageDatasetSpec] = {
             name="fashion_mnist",
             class_names=(
                 "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                "Shirt", "Sandal", "Sneaker", "Bag", "Ankle boot",
+                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
             ),
             image_shape=(28, 28, 1),
             sources=("idx", "tfds"),
