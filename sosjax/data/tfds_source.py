@@ -66,6 +66,10 @@ def _builder(name: str, data_dir: pathlib.Path):
     return tfds.builder(name, data_dir=os.fspath(data_dir))
 
 
+def _tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
 def _read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     from tensorflow_datasets.core import file_adapters  # noqa: PLC0415
 
@@ -78,7 +82,7 @@ def _read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
             labels.extend(example["label"] for example in examples)
         return np.stack(images).astype(np.uint8), np.asarray(labels, np.int64)
 
-    if importlib.util.find_spec("tensorflow") is None:
+    if not _tensorflow_installed():
         raise ValueError(
             f"TFDS data set '{builder.name}' in {builder.data_dir} is stored as "
             f"{builder.info.file_format.value}, which needs TensorFlow to read. Install "
