@@ -1,8 +1,8 @@
 """Reading CIFAR-10's python-pickle batch folder (`cifar-10-batches-py`).
 
-Each batch file is a pickled dict: `data` is `uint8[n, 3072]`, one row per image
-holding the 1,024 red, then green, then blue values of a 32×32 image in row-major
-order; `labels` is a list of n integers in 0..9. The training split is
+Each batch file is a pickled dict. Its `data` is `uint8[n, 3072]`: one row per
+image, with the 1,024 red, then green, then blue values of a 32×32 image in
+row-major order. Its `labels` is a list of n integers in 0..9. The training split is
 `data_batch_1` to `data_batch_5`, the test split `test_batch`.
 """
 
@@ -35,7 +35,8 @@ def read_cifar10_batches(folder: str | pathlib.Path) -> RawImageSplits:
 
     Raises:
       FileNotFoundError: the folder or one of the six batch files is missing.
-      ValueError: a batch is not a dict with `data uint8[n, 3072]` and n labels in 0..9.
+      ValueError: a batch is not a dict with `data uint8[n, 3072]` and n integer labels.
+        (`read_image_splits` checks the label range.)
     """
     folder = pathlib.Path(folder)
     if not folder.is_dir():

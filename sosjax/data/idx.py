@@ -146,12 +146,12 @@ def _read_pair(images_path: pathlib.Path, labels_path: pathlib.Path) -> tuple[np
 
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(
-            f"{images_path} holds {images.dtype.name}{list(images.shape)}, expected images "
+            f"{images_path} contains {images.dtype.name}{list(images.shape)}, expected images "
             "uint8[n, height, width]. Check that the image and label files are not swapped."
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(
-            f"{labels_path} holds {labels.dtype.name}{list(labels.shape)}, expected labels "
+            f"{labels_path} contains {labels.dtype.name}{list(labels.shape)}, expected labels "
             "uint8[n]. Check that the image and label files are not swapped."
         )
     if len(images) != len(labels):

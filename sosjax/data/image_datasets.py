@@ -1,4 +1,4 @@
-"""The image data sets sosjax knows, and finding and reading their files.
+"""The supported image data sets, and finding and reading their files.
 
 Sources:
   "sklearn": scikit-learn's embedded digits (8×8, 1,797 images, no files needed).
@@ -27,7 +27,7 @@ MNIST_PICKLE_NAME = "mnist.pkl.gz"
 
 @dataclasses.dataclass(frozen=True)
 class ImageDatasetSpec:
-    """What sosjax knows about one image data set."""
+    """Description of one supported image data set: classes, shape, sources, presets."""
 
     name: str
     class_names: tuple[str, ...]

@@ -29,8 +29,8 @@ def load_image_data(
 
     Images are `f32[n, H, W, C]`: pixels scaled to [0, 1], then standardized per
     channel with the mean and standard deviation of the union of the tasks'
-    training splits (the data the JAT trains on), so validation and test data
-    never influence the statistics. Labels are `int32[n]` indices of the full
+    training splits, which is the data the JAT trains on. Validation and test
+    data never influence the statistics. Labels are `int32[n]` indices of the full
     label space (10 classes for every data set here), also inside a task.
 
     Splits, all fixed by `seed`: the test split is the data set's own (digits: a

@@ -83,8 +83,8 @@ def load_array_pickle(path: pathlib.Path, *, encoding: str) -> Any:
 def read_mnist_pickle(path: str | pathlib.Path) -> RawImageSplits:
     """Read the classic `mnist.pkl.gz` into MNIST's own 60,000/10,000 splits.
 
-    The file's training and validation parts together are MNIST's training split;
-    they are concatenated so that the validation split is carved the same way for
+    The file's training and validation parts together are MNIST's training split.
+    They are concatenated so that the validation split is carved the same way for
     every MNIST source. Pixels are converted back to bytes (value × 256), so the
     result equals what the IDX files give.
 

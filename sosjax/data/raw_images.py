@@ -21,5 +21,5 @@ class RawImageSplits:
     y_test: np.ndarray
     #: Largest possible pixel value: dividing by it scales pixels to [0, 1].
     max_pixel: float
-    #: Where the data came from, for logs and error messages.
+    #: Description of the data's source (format and path), for logs and error messages.
     origin: str

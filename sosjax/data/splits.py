@@ -23,13 +23,13 @@ def seeded_rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
 def stratified_split(
     labels: np.ndarray, fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split `int[n]` labels into kept and held-out indices, `fraction` held out per class.
+    """Split `int[n]` labels into remaining and held-out indices, `fraction` held out per class.
 
     Each class c with n_c examples contributes round(n_c × fraction) (halves
     rounded up) random examples to the held-out part.
 
     Returns:
-      `(kept int64[n - m], held_out int64[m])`, sorted and disjoint.
+      `(remaining int64[n - m], held_out int64[m])`, sorted and disjoint.
     """
     held_out = []
     for label in np.unique(labels):
@@ -38,8 +38,8 @@ def stratified_split(
         held_out.append(rng.permutation(members)[:count])
 
     held_out = np.sort(np.concatenate(held_out)) if held_out else np.zeros(0, np.int64)
-    kept = np.setdiff1d(np.arange(len(labels)), held_out)
-    return kept.astype(np.int64), held_out.astype(np.int64)
+    remaining = np.setdiff1d(np.arange(len(labels)), held_out)
+    return remaining.astype(np.int64), held_out.astype(np.int64)
 
 
 def stratified_subsample(labels: np.ndarray, max_count: int, rng: np.random.Generator) -> np.ndarray:

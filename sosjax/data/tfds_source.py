@@ -1,7 +1,7 @@
 """Reading an image data set that TensorFlow Datasets has already prepared.
 
-Nothing here downloads: a data set that is not prepared in the data directory
-raises an error that says how to prepare it. Data prepared in a random-access
+Nothing here downloads. A data set that is not prepared in the data directory
+raises an error that explains how to prepare it. Data prepared in a random-access
 format (ArrayRecord, Parquet) is read without TensorFlow; the default TFRecord
 format needs TensorFlow installed.
 """
@@ -25,7 +25,7 @@ def default_tfds_data_dir() -> pathlib.Path:
 
 
 def is_tfds_prepared(name: str, data_dir: pathlib.Path) -> bool:
-    """Whether TFDS data set `name` (latest version) is prepared under `data_dir`."""
+    """Check whether TFDS data set `name` (latest version) is prepared under `data_dir`."""
     if not (data_dir / name).is_dir():
         return False
     return _builder(name, data_dir).is_prepared()

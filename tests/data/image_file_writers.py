@@ -1,10 +1,9 @@
 """Writers of tiny image data sets in the real on-disk formats, for the loader tests.
 
 Every image carries its identity, so tests can follow it through splits and
-standardization: pixel (0, 0) is `id % 256`, pixel (0, 1) is `id // 256`, pixel
-(0, 2) is `20 × label`, pixel (1, 0) is 0 and pixel (1, 1) is 255 (these two fix
-the affine standardization, so it can be undone), other pixels vary with id and
-label.
+standardization. Pixel (0, 0) is `id % 256`, pixel (0, 1) is `id // 256` and pixel
+(0, 2) is `20 × label`. Pixel (1, 0) is 0 and pixel (1, 1) is 255 in every image,
+so the affine standardization can be undone. Other pixels vary with id and label.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def test_read_idx_folder_swapped_files(tmp_path):
     labels.rename(images)
     (tmp_path / "swap").rename(labels)
 
-    with pytest.raises(ValueError, match="train-images-idx3-ubyte holds uint8\\[6\\], expected images"):
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte contains uint8\\[6\\], expected images"):
         read_idx_folder(tmp_path)
 
 

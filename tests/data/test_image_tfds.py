@@ -16,8 +16,8 @@ Y_TEST = tiny_labels([2] * 10)
 X_TRAIN = make_images(Y_TRAIN, first_id=0)
 X_TEST = make_images(Y_TEST, first_id=TEST_ID_OFFSET)
 
-# TFDS's registered MNIST builder with its download step replaced by the tiny arrays;
-# its features, name and version are the real ones, so `tfds.builder("mnist")` reads the result.
+# TFDS's registered MNIST builder with its download step replaced by the tiny arrays.
+# Its features, name and version are the real ones, so `tfds.builder("mnist")` reads the result.
 with tfds.core.registered.skip_registration():
 
     class TinyMnist(tfds_mnist.MNIST):
