@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if overrides and args.command != "run":
         parser.error(f"--config.FIELD=VALUE overrides apply to `sosjax run` only, got {overrides[0]!r}.")
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("sosjax").setLevel(logging.INFO)
+    # Orbax reports every checkpoint step through absl at INFO level.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     try:
         return _dispatch(args, overrides)
     except KeyboardInterrupt:
