@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sosjax.models import initializers
 from sosjax.models.base import MaskedModel
 from sosjax.models.groups import GroupLayout
 from sosjax.models.registry import register
@@ -153,26 +154,29 @@ class BiLSTM(MaskedModel):
             raise ValueError(
                 f"Expected inputs f32[B, T, {self.input_features}], got shape {example_inputs.shape}."
             )
-        keys = iter(jax.random.split(key, 3 * 2 * len(self.hidden_sizes) + 2))
-
-        def uniform(shape, bound):
-            return jax.random.uniform(next(keys), shape, jnp.float32, -bound, bound)
-
-        params = {}
+        shapes = {}
+        bounds = {}
         inputs = self.input_features
         for l, sizes in enumerate(self.hidden_sizes):
-            layer = {}
-            for direction, h in zip(DIRECTIONS, sizes):
-                bound = 1.0 / math.sqrt(h)
-                layer[direction] = {
-                    "w_ih": uniform((inputs, 4 * h), bound),
-                    "w_hh": uniform((h, 4 * h), bound),
-                    "bias": uniform((4 * h,), bound),
-                }
-            params[f"layer{l}"] = layer
+            shapes[f"layer{l}"] = {
+                direction: {"w_ih": (inputs, 4 * h), "w_hh": (h, 4 * h), "bias": (4 * h,)}
+                for direction, h in zip(DIRECTIONS, sizes)
+            }
+            bounds[f"layer{l}"] = {direction: 1.0 / math.sqrt(h) for direction, h in zip(DIRECTIONS, sizes)}
             inputs = sum(sizes)
-        bound = 1.0 / math.sqrt(inputs)
-        params["head"] = {"kernel": uniform((inputs, self.outputs), bound), "bias": uniform((self.outputs,), bound)}
+        shapes["head"] = {"kernel": (inputs, self.outputs), "bias": (self.outputs,)}
+        bounds["head"] = 1.0 / math.sqrt(inputs)
+
+        draws = initializers.uniform(key, shapes)
+        params = {}
+        for name, node in draws.items():
+            if name == "head":
+                params[name] = {k: jnp.asarray(v * bounds[name]) for k, v in node.items()}
+            else:
+                params[name] = {
+                    direction: {k: jnp.asarray(v * bounds[name][direction]) for k, v in weights.items()}
+                    for direction, weights in node.items()
+                }
         return {"params": params}
 
     # ----- forward pass --------------------------------------------------------

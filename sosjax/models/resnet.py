@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sosjax.models import initializers
 from sosjax.models.base import MaskedModel
 from sosjax.models.groups import GroupLayout
 from sosjax.models.registry import register
@@ -99,6 +98,21 @@ def _batch_norm(x, params, stats, mode):
             "var": BN_MOMENTUM * stats["var"] + (1.0 - BN_MOMENTUM) * var,
         }
     return y, new_stats
+
+
+def _bn_shapes(channels):
+    return {"scale": (channels,), "bias": (channels,)}
+
+
+def _bn_subtrees(params):
+    """Keep only the BatchNorm entries of a params tree (those with a `scale`)."""
+    out = {}
+    for name, node in params.items():
+        if isinstance(node, dict) and "scale" in node:
+            out[name] = node
+        elif isinstance(node, dict) and "kernel" not in node:
+            out[name] = _bn_subtrees(node)
+    return out
 
 
 def _gate(x, gate):
@@ -240,49 +254,58 @@ class ResNet18(MaskedModel):
 
     # ----- variables -------------------------------------------------------------
 
+    def param_shapes(self) -> dict:
+        """Return the shape of every parameter, a pytree shaped like `variables["params"]`."""
+        r = self.residual_widths
+        k = self._stem_kernel_size()
+        shapes = {"stem": {"conv": {"kernel": (k, k, self.in_channels, r[0])}, "bn": _bn_shapes(r[0])}}
+        for s, b, stage, block in _block_keys():
+            c_in = r[s - 1] if (b == 0 and s > 0) else r[s]
+            c_mid = self.inner_widths[s * BLOCKS_PER_STAGE + b]
+            p = {
+                "conv1": {"kernel": (3, 3, c_in, c_mid)},
+                "bn1": _bn_shapes(c_mid),
+                "conv2": {"kernel": (3, 3, c_mid, r[s])},
+                "bn2": _bn_shapes(r[s]),
+            }
+            if b == 0 and s > 0:
+                p["downsample_conv"] = {"kernel": (1, 1, c_in, r[s])}
+                p["downsample_bn"] = _bn_shapes(r[s])
+            shapes.setdefault(stage, {})[block] = p
+        shapes["fc"] = {"kernel": (r[3], self.num_classes), "bias": (self.num_classes,)}
+        return shapes
+
     def init(self, key, example_inputs):
         """Initialize as torchvision does: He-normal (fan-out) convs, BatchNorm scale 1
-        and bias 0, classifier uniform in ±1/sqrt(fan-in)."""
+        and bias 0 with running mean 0 and variance 1, classifier uniform in
+        ±1/sqrt(fan-in)."""
         example_inputs = jnp.asarray(example_inputs)
         if example_inputs.ndim != 4 or example_inputs.shape[-1] != self.in_channels:
             raise ValueError(
                 f"Expected inputs f32[B, H, W, {self.in_channels}], got shape {example_inputs.shape}."
             )
-        keys = iter(jax.random.split(key, 32))
+        shapes = self.param_shapes()
+        k_conv, k_fc = jax.random.split(key)
+        normal = initializers.standard_normal(k_conv, shapes)
+        fc = initializers.uniform(k_fc, shapes["fc"])
 
-        def conv(k, c_in, c_out):
-            std = math.sqrt(2.0 / (k * k * c_out))
-            return {"kernel": std * jax.random.normal(next(keys), (k, k, c_in, c_out), jnp.float32)}
+        def init_leaf(path, shape, draw):
+            names = [p.key for p in path]
+            if names[0] == "fc":
+                return fc[names[1]] / math.sqrt(self.residual_widths[3])
+            if names[-1] == "kernel":
+                # He normal with fan-out, as torchvision's kaiming_normal_(mode="fan_out").
+                return draw * math.sqrt(2.0 / (shape[0] * shape[1] * shape[3]))
+            return np.ones(shape, np.float32) if names[-1] == "scale" else np.zeros(shape, np.float32)
 
-        def bn(c):
-            return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}
-
-        def stats(c):
-            return {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
-
-        r = self.residual_widths
-        k = self._stem_kernel_size()
-        params = {"stem": {"conv": conv(k, self.in_channels, r[0]), "bn": bn(r[0])}}
-        batch_stats = {"stem": {"bn": stats(r[0])}}
-        for s, b, stage, block in _block_keys():
-            c_in = r[s - 1] if (b == 0 and s > 0) else r[s]
-            c_mid = self.inner_widths[s * BLOCKS_PER_STAGE + b]
-            p = {"conv1": conv(3, c_in, c_mid), "bn1": bn(c_mid), "conv2": conv(3, c_mid, r[s]), "bn2": bn(r[s])}
-            st = {"bn1": stats(c_mid), "bn2": stats(r[s])}
-            if b == 0 and s > 0:
-                p["downsample_conv"] = conv(1, c_in, r[s])
-                p["downsample_bn"] = bn(r[s])
-                st["downsample_bn"] = stats(r[s])
-            params.setdefault(stage, {})[block] = p
-            batch_stats.setdefault(stage, {})[block] = st
-
-        bound = 1.0 / math.sqrt(r[3])
-        k_kernel, k_bias = jax.random.split(next(keys))
-        params["fc"] = {
-            "kernel": jax.random.uniform(k_kernel, (r[3], self.num_classes), jnp.float32, -bound, bound),
-            "bias": jax.random.uniform(k_bias, (self.num_classes,), jnp.float32, -bound, bound),
-        }
-        return {"params": params, "batch_stats": batch_stats}
+        params = jax.tree_util.tree_map_with_path(init_leaf, shapes, normal, is_leaf=initializers.is_shape)
+        batch_stats = jax.tree.map(
+            lambda bn: {"mean": np.zeros_like(bn["scale"]), "var": np.ones_like(bn["scale"])},
+            _bn_subtrees(params),
+            is_leaf=lambda node: isinstance(node, dict) and "scale" in node,
+        )
+        to_jax = lambda tree: jax.tree.map(jnp.asarray, tree)
+        return {"params": to_jax(params), "batch_stats": to_jax(batch_stats)}
 
     # ----- forward pass ----------------------------------------------------------
 
@@ -303,7 +326,8 @@ class ResNet18(MaskedModel):
         # Stem: conv, BatchNorm, ReLU (and max pool), then the stage-1 stream gate.
         stride, pad = (2, 3) if self.stem == "imagenet" else (1, 1)
         x = _conv(x, params["stem"]["conv"]["kernel"], stride, pad)
-        x, new_stats["stem"] = self._bn(x, params["stem"], stats["stem"], "bn", mode)
+        x, stem_stats = self._bn(x, params["stem"], stats["stem"], "bn", mode)
+        new_stats["stem"] = {"bn": stem_stats}
         x = jax.nn.relu(x)
         if self.stem == "imagenet":
             x = _max_pool(x)
@@ -341,7 +365,7 @@ class ResNet18(MaskedModel):
 
     def param_mask(self, mask):
         """Return 1.0/0.0 per parameter entry, shaped like `variables["params"]`."""
-        params_shape = self._param_shapes()
+        params_shape = self.param_shapes()
         gates = self._gates(mask, jnp.float32)
 
         def ones(n):
@@ -377,11 +401,6 @@ class ResNet18(MaskedModel):
             "bias": ones(self.num_classes),
         }
         return out
-
-    def _param_shapes(self):
-        example = jax.ShapeDtypeStruct((1, 8, 8, self.in_channels), jnp.float32)
-        shapes = jax.eval_shape(lambda x: self.init(jax.random.key(0), x), example)
-        return jax.tree.map(lambda a: a.shape, shapes["params"])
 
     def repair(self, key, mask):
         """Keep at least `min_active` groups on in every masked layer.
