@@ -1,7 +1,7 @@
 """Random initial values drawn in one call per distribution.
 
 On the CPU, XLA takes seconds to compile each differently shaped
-`jax.random.normal` call (measured with jax 0.10: about 1 s per shape, 23 s for
+`jax.random.normal` call (measured with jax 0.10 on a 2-core CPU: about 1 s per shape, 23 s for
 20 kernels in one jitted function). These helpers draw a single flat vector and
 cut it into the requested shapes, so initializing a model compiles one small
 program per distribution.

@@ -4,7 +4,7 @@ The network is torchvision's ResNet-18 (BasicBlocks, two per stage, stage widths
 64·w, 128·w, 256·w, 512·w) with two stems: `"imagenet"` (7×7 stride-2 conv, 3×3
 stride-2 max pool) and `"cifar"` (3×3 stride-1 conv, no pool). Inputs are
 `f32[B, H, W, C]` (NHWC), kernels HWIO, and convolutions use torchvision's
-explicit paddings, so tiny inputs such as 8×8 digits work (stage 4 sees 1×1).
+explicit paddings, so tiny inputs such as 8×8 digits work (stage 4 then runs at 1×1).
 
 Mask groups, in bit order per stage s = 1..4:
 
@@ -233,7 +233,7 @@ class ResNet18(MaskedModel):
         counts = self._counts(mask)
         r, inner = counts["residual"], counts["inner"]
 
-        # BatchNorm holds a scale and a bias per channel, plus mean and variance when stored.
+        # BatchNorm has a scale and a bias per channel, plus a running mean and variance when stored.
         per_bn_channel = 4 if with_stats else 2
         k = self._stem_kernel_size()
         total = k * k * self.in_channels * r[0] + per_bn_channel * r[0]

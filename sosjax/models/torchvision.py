@@ -39,7 +39,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         ) from error
     loaded = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state_dict mapping names to tensors.")
+        raise ValueError(f"{path} contains a {type(loaded).__name__}, not a state_dict mapping names to tensors.")
     return {name: _to_numpy(value) for name, value in loaded.items()}
 
 

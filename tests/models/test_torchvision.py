@@ -141,7 +141,8 @@ def test_load_from_pt_and_safetensors(tmp_path):
     model_pt, vars_pt = load_torchvision_resnet18(tmp_path / "resnet.pth", granularity=2)
     model_st, vars_st = load_torchvision_resnet18(str(tmp_path / "resnet.safetensors"), granularity=2)
     assert model_pt == model_st
-    assert model_pt.stem == "cifar" and model_pt.granularity == 2
+    assert model_pt.stem == "cifar"
+    assert model_pt.granularity == 2
     for a, b in zip(jax.tree.leaves(vars_pt), jax.tree.leaves(vars_st)):
         np.testing.assert_array_equal(a, b)
 
