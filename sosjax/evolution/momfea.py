@@ -215,9 +215,11 @@ class MOMFEA:
         per_pool = jax.vmap(binary_tournament, in_axes=(0, None, None))
         pools = jax.vmap(per_pool)(tournament_keys, state.ranks, state.crowding)
 
+        # Shuffle the union of the pools by sorting random numbers: one random call
+        # site, where `jax.random.permutation` would add several (see `distinct_pair`).
         pool_task = jnp.repeat(jnp.arange(num_tasks, dtype=jnp.int32), pop_size)
         pool_member = pools.reshape(-1)
-        shuffled = jax.random.permutation(key_shuffle, self.num_offspring)
+        shuffled = jnp.argsort(jax.random.uniform(key_shuffle, (self.num_offspring,)))
         first, second = jnp.split(shuffled, 2)
 
         mate = partial(self._mate, state.masks, pools, rmp, params)
@@ -233,29 +235,37 @@ class MOMFEA:
         return offspring, task_ids, state
 
     def _mate(self, masks, pools, rmp, params, key, task_a, member_a, task_b, member_b):
-        """Produce `(bool[2, D] children, int32[2] tasks, bool[] crossed)` from one pairing."""
-        keys = jax.random.split(key, 9)
+        """Produce `(bool[2, D] children, int32[2] tasks, bool[] crossed)` from one pairing.
+
+        Two crossovers run side by side: (a, b) when the pairing crosses, else
+        (a, a second parent from a's task), and (b, a second parent from b's task),
+        whose child is used only when the pairing does not cross.
+        """
+        keys = jax.random.split(key, 5)
+        draws = jax.random.uniform(keys[0], (4,))
         kind = params.crossover
 
+        same_task = task_a == task_b
+        crosses = same_task | (draws[0] < rmp[task_a, task_b])
+        swap_tasks = crosses & ~same_task & (draws[1] < 0.5)
+
+        pool_slot = jnp.minimum(jnp.floor(draws[2:] * self.pop_size), self.pop_size - 1).astype(jnp.int32)
         parent_a = masks[task_a, member_a]
         parent_b = masks[task_b, member_b]
-        mate_of_a = masks[task_a, pools[task_a, jax.random.randint(keys[0], (), 0, self.pop_size)]]
-        mate_of_b = masks[task_b, pools[task_b, jax.random.randint(keys[1], (), 0, self.pop_size)]]
+        mate_of_a = masks[task_a, pools[task_a, pool_slot[0]]]
+        mate_of_b = masks[task_b, pools[task_b, pool_slot[1]]]
 
-        same_task = task_a == task_b
-        crosses = same_task | (jax.random.uniform(keys[2]) < rmp[task_a, task_b])
-        swap_tasks = crosses & ~same_task & jax.random.bernoulli(keys[3])
+        cross = jax.vmap(partial(crossover, kind=kind))
+        first_parents = jnp.stack([parent_a, parent_b])
+        second_parents = jnp.stack([jnp.where(crosses, parent_b, mate_of_a), mate_of_b])
+        left_children, right_children = cross(keys[1:3], first_parents, second_parents)
+        children = jnp.stack([left_children[0], jnp.where(crosses, right_children[0], left_children[1])])
 
-        mixed_1, mixed_2 = crossover(keys[4], parent_a, parent_b, kind)
-        own_a, _ = crossover(keys[5], parent_a, mate_of_a, kind)
-        own_b, _ = crossover(keys[6], parent_b, mate_of_b, kind)
-        child_1 = jnp.where(crosses, mixed_1, own_a)
-        child_2 = jnp.where(crosses, mixed_2, own_b)
-        child_1 = bit_flip_mutation(keys[7], child_1, params.mutation_rate)
-        child_2 = bit_flip_mutation(keys[8], child_2, params.mutation_rate)
+        mutate = jax.vmap(bit_flip_mutation, in_axes=(0, 0, None))
+        children = mutate(keys[3:5], children, params.mutation_rate)
 
         tasks = jnp.where(swap_tasks, jnp.stack([task_b, task_a]), jnp.stack([task_a, task_b]))
-        return jnp.stack([child_1, child_2]), tasks.astype(jnp.int32), crosses & ~same_task
+        return children, tasks.astype(jnp.int32), crosses & ~same_task
 
     @partial(jax.jit, static_argnames=("self",))
     def tell(

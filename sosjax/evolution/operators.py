@@ -11,6 +11,20 @@ import jax.numpy as jnp
 CROSSOVER_KINDS = ("uniform", "two_point")
 
 
+def distinct_pair(key: jax.Array, n: int) -> jax.Array:
+    """Draw `int32[2]`: two distinct integers from {0, ..., n − 1} (equal if n = 1).
+
+    One uniform draw serves both numbers: every random call site adds a Threefry
+    kernel that XLA compiles separately (about 0.2 s each on a CPU), and the
+    strategy's `ask` would otherwise hold dozens of them.
+    """
+    uniform = jax.random.uniform(key, (2,))
+    first = jnp.minimum(jnp.floor(uniform[0] * n), n - 1).astype(jnp.int32)
+    second = jnp.minimum(jnp.floor(uniform[1] * max(n - 1, 1)), max(n - 2, 0)).astype(jnp.int32)
+    second = jnp.where((second >= first) & (n > 1), second + 1, second)
+    return jnp.stack([first, second])
+
+
 def uniform_crossover(key: jax.Array, first: jax.Array, second: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Cross two `bool[D]` parents bit by bit with probability 1/2.
 
@@ -28,7 +42,7 @@ def two_point_crossover(key: jax.Array, first: jax.Array, second: jax.Array) -> 
     and sorted, so the segment holds between 1 and D bits.
     """
     num_dims = first.shape[-1]
-    cuts = jnp.sort(jax.random.choice(key, num_dims + 1, (2,), replace=False))
+    cuts = jnp.sort(distinct_pair(key, num_dims + 1))
     position = jnp.arange(num_dims)
     swapped = (position >= cuts[0]) & (position < cuts[1])
     return jnp.where(swapped, second, first), jnp.where(swapped, first, second)
@@ -63,9 +77,7 @@ def binary_tournament(key: jax.Array, ranks: jax.Array, crowding: jax.Array) -> 
       `int32[]` index of the winner. The two contestants are distinct members
       (when Γ ≥ 2); a full tie goes to the first one drawn, itself random.
     """
-    pool_size = ranks.shape[0]
-    contestants = jax.random.choice(key, pool_size, (2,), replace=pool_size < 2)
-    first, second = contestants[0], contestants[1]
+    first, second = distinct_pair(key, ranks.shape[0])
     second_wins = (ranks[second] < ranks[first]) | (
         (ranks[second] == ranks[first]) & (crowding[second] > crowding[first])
     )

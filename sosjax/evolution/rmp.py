@@ -78,7 +78,8 @@ def fit_rmp(log_ratios: jax.Array) -> jax.Array:
     log-likelihood under the pair's mixture.
 
     The log-likelihood is concave in rmp (a sum of logs of affine functions), so a
-    bisection on the sign of its slope finds the maximizer.
+    bisection on the sign of its slope finds the maximizer. Where it is flat (two
+    identical models), the search returns 1: nothing speaks against transfer.
 
     Args:
       log_ratios: `f32[K, K, Γ]` from `cross_log_likelihoods`.
@@ -96,7 +97,7 @@ def fit_rmp(log_ratios: jax.Array) -> jax.Array:
     def halve(_, bounds):
         low, high = bounds
         middle = 0.5 * (low + high)
-        rising = slope(middle) > 0
+        rising = slope(middle) >= 0
         return jnp.where(rising, middle, low), jnp.where(rising, high, middle)
 
     low = jnp.zeros((num_tasks, num_tasks), jnp.float32)
