@@ -1,0 +1,242 @@
+"""NSGA-II building blocks: non-dominated ranks, crowding distance, survival.
+
+All objectives are minimized. Rows with a NaN or infinite objective never
+dominate and are never dominated by a finite row: they form one extra front after
+every finite front, so that a broken evaluation can neither crash selection nor
+win it.
+
+Reference: K. Deb, A. Pratap, S. Agarwal, T. Meyarivan, "A fast and elitist
+multiobjective genetic algorithm: NSGA-II", IEEE Trans. Evolutionary Computation
+6(2), 2002. The crowding distance follows pymoo's `calc_crowding_distance`
+(pymoo 0.6): per objective, the gap between a point's two neighbours divided by
+the front's range, averaged over objectives, infinite at each front's extremes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_INT32_MAX = jnp.iinfo(jnp.int32).max
+
+
+def _finite_rows(objectives: jax.Array) -> jax.Array:
+    """Return `bool[N]`: True where every objective of the row is finite."""
+    return jnp.all(jnp.isfinite(objectives), axis=-1)
+
+
+def _lower_bound(sorted_values: jax.Array, value: jax.Array) -> jax.Array:
+    """Return the first index `j` with `sorted_values[j] >= value` (binary search).
+
+    A `while_loop` with one dynamic read per step: XLA then updates the caller's
+    loop-carried buffer in place, while an unrolled search of gathers makes it
+    copy the whole buffer at every step (measured 200x slower at N = 20,000).
+    """
+
+    def keep_searching(bounds):
+        low, high = bounds
+        return low < high
+
+    def halve(bounds):
+        low, high = bounds
+        middle = (low + high) // 2
+        probe = lax.dynamic_index_in_dim(sorted_values, middle, keepdims=False)
+        go_right = probe < value
+        return jnp.where(go_right, middle + 1, low), jnp.where(go_right, high, middle)
+
+    size = jnp.int32(sorted_values.shape[0])
+    low, _ = lax.while_loop(keep_searching, halve, (jnp.int32(0), size))
+    return low
+
+
+def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array:
+    """Rank `f32[N, 2]` in O(N log N); non-finite rows get arbitrary ranks.
+
+    Sorted by (f1, f2), every dominator of a point comes before it. Give each point
+    a code, its dense rank in (f2, f1) order, so that an earlier point dominates a
+    later one exactly when its code is smaller (duplicates share a code and do not
+    dominate each other). A point's rank is then the length of the longest
+    strictly increasing run of codes ending at it, minus one, which patience
+    sorting finds with one binary search per point: front `j` is a pile whose top
+    is the code of the last point placed in it.
+    """
+    size = objectives.shape[0]
+    first = jnp.where(finite, objectives[:, 0], 0.0)
+    second = jnp.where(finite, objectives[:, 1], 0.0)
+    not_finite = ~finite
+
+    by_second = jnp.lexsort((first, second, not_finite))
+    sorted_first = first[by_second]
+    sorted_second = second[by_second]
+    starts_group = jnp.concatenate(
+        [
+            jnp.ones((1,), bool),
+            (sorted_first[1:] != sorted_first[:-1]) | (sorted_second[1:] != sorted_second[:-1]),
+        ]
+    )
+    dense_rank = jnp.cumsum(starts_group, dtype=jnp.int32) - 1
+    codes = jnp.zeros(size, jnp.int32).at[by_second].set(dense_rank)
+
+    by_first = jnp.lexsort((second, first, not_finite))
+    code_sequence = codes[by_first]
+
+    def place(step, carry):
+        piles, pile_of_step = carry
+        code = lax.dynamic_index_in_dim(code_sequence, step, keepdims=False)
+        pile = _lower_bound(piles, code)
+        piles = lax.dynamic_update_index_in_dim(piles, code, pile, 0)
+        pile_of_step = lax.dynamic_update_index_in_dim(pile_of_step, pile, step, 0)
+        return piles, pile_of_step
+
+    initial = (jnp.full(size, _INT32_MAX, jnp.int32), jnp.zeros(size, jnp.int32))
+    _, pile_of_step = lax.fori_loop(0, size, place, initial)
+    return jnp.zeros(size, jnp.int32).at[by_first].set(pile_of_step)
+
+
+def _ranks_any_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array:
+    """Rank `f32[N, M]` by peeling fronts off a dominance matrix: O(M N^2) memory and
+    O(N^2) work per front."""
+    size = objectives.shape[0]
+    no_worse = jnp.all(objectives[:, None, :] <= objectives[None, :, :], axis=-1)
+    better = jnp.any(objectives[:, None, :] < objectives[None, :, :], axis=-1)
+    both_finite = finite[:, None] & finite[None, :]
+    dominates = (no_worse & better & both_finite).astype(jnp.int32)
+
+    def has_unranked(carry):
+        _, ranks, _ = carry
+        return jnp.any((ranks < 0) & finite)
+
+    def peel_front(carry):
+        front_index, ranks, dominator_count = carry
+        front = (ranks < 0) & finite & (dominator_count == 0)
+        ranks = jnp.where(front, front_index, ranks)
+        dominator_count = dominator_count - front.astype(jnp.int32) @ dominates
+        return front_index + 1, ranks, dominator_count
+
+    initial = (jnp.int32(0), jnp.full(size, -1, jnp.int32), dominates.sum(axis=0))
+    _, ranks, _ = lax.while_loop(has_unranked, peel_front, initial)
+    return ranks
+
+
+def non_dominated_ranks(objectives: jax.Array) -> jax.Array:
+    """Compute the non-dominated front index of every row (all objectives minimized).
+
+    Args:
+      objectives: `f32[N, M]`.
+
+    Returns:
+      `int32[N]`: 0 for the first front. Rows with a NaN or infinite objective get
+      one more than the largest finite rank (0 when no row is finite).
+
+    With M = 2 the sort takes O(N log N) (a sort and one binary search per row);
+    otherwise it falls back to an O(N^2)-memory dominance matrix.
+    """
+    objectives = jnp.asarray(objectives)
+    finite = _finite_rows(objectives)
+    if objectives.shape[1] == 2:
+        ranks = _ranks_two_objectives(objectives, finite)
+    else:
+        ranks = _ranks_any_objectives(objectives, finite)
+
+    worst_finite = jnp.max(jnp.where(finite, ranks, -1))
+    return jnp.where(finite, ranks, worst_finite + 1).astype(jnp.int32)
+
+
+def crowding_distance(objectives: jax.Array, ranks: jax.Array) -> jax.Array:
+    """Compute NSGA-II crowding distances within each front, as pymoo 0.6 does.
+
+    Per objective, sort each front stably by value (ties keep row order). A point's
+    distance is (next − previous) / (front max − front min), with infinite gaps at
+    the front's two ends, and 0 from an objective whose values are all equal in the
+    front. The distance is the mean over objectives. Fronts of one or two points
+    get infinity everywhere.
+
+    Args:
+      objectives: `f32[N, M]`.
+      ranks: `int32[N]` front index of each row, any values in [0, N].
+
+    Returns:
+      `f32[N]`. Rows with a NaN or infinite objective get 0.
+    """
+    objectives = jnp.asarray(objectives)
+    ranks = jnp.asarray(ranks, jnp.int32)
+    size, num_objectives = objectives.shape
+    finite = _finite_rows(objectives)
+    values = jnp.where(finite[:, None], objectives, 0.0)
+    num_segments = size + 1
+
+    total = jnp.zeros(size, objectives.dtype)
+    for m in range(num_objectives):
+        order = jnp.lexsort((values[:, m], ranks))
+        sorted_values = values[order, m]
+        sorted_ranks = ranks[order]
+
+        same_as_previous = jnp.concatenate([jnp.zeros((1,), bool), sorted_ranks[1:] == sorted_ranks[:-1]])
+        same_as_next = jnp.concatenate([sorted_ranks[:-1] == sorted_ranks[1:], jnp.zeros((1,), bool)])
+        gap_previous = jnp.where(
+            same_as_previous, sorted_values - jnp.roll(sorted_values, 1), jnp.inf
+        )
+        gap_next = jnp.where(same_as_next, jnp.roll(sorted_values, -1) - sorted_values, jnp.inf)
+
+        front_max = jax.ops.segment_max(sorted_values, sorted_ranks, num_segments)
+        front_min = jax.ops.segment_min(sorted_values, sorted_ranks, num_segments)
+        front_range = (front_max - front_min)[sorted_ranks]
+
+        # A constant objective within the front contributes nothing, even at the ends.
+        contribution = jnp.where(
+            front_range > 0, (gap_previous + gap_next) / jnp.where(front_range > 0, front_range, 1.0), 0.0
+        )
+        total = total.at[order].add(contribution)
+
+    distance = total / num_objectives
+    front_size = jax.ops.segment_sum(jnp.ones(size, jnp.int32), ranks, num_segments)[ranks]
+    distance = jnp.where(front_size <= 2, jnp.inf, distance)
+    return jnp.where(finite, distance, 0.0)
+
+
+def rank_and_crowd(
+    objectives: jax.Array, valid: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """Compute ranks and crowding distances, with invalid rows after every valid one.
+
+    Args:
+      objectives: `f32[N, M]`.
+      valid: optional `bool[N]`. Invalid rows (for example another task's offspring)
+        get rank N and crowding 0, behind even the non-finite valid rows.
+
+    Returns:
+      `(ranks int32[N], crowding f32[N])`.
+    """
+    objectives = jnp.asarray(objectives)
+    size = objectives.shape[0]
+    if valid is not None:
+        objectives = jnp.where(valid[:, None], objectives, jnp.nan)
+
+    ranks = non_dominated_ranks(objectives)
+    if valid is not None:
+        ranks = jnp.where(valid, ranks, size)
+
+    crowding = crowding_distance(objectives, ranks)
+    return ranks, crowding
+
+
+def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
+    """Return `int32[N]`: rows sorted by rank, then larger crowding, then row index."""
+    return jnp.lexsort((-crowding, ranks)).astype(jnp.int32)
+
+
+def nsga2_select(objectives: jax.Array, k: int, valid: jax.Array | None = None) -> jax.Array:
+    """Select `k` survivors by NSGA-II: whole fronts first, then the split front's
+    largest crowding distances (ties go to the lower row index).
+
+    Args:
+      objectives: `f32[N, M]`, minimized.
+      k: number of survivors, a static int at most N.
+      valid: optional `bool[N]`; invalid rows are taken only after every valid row.
+
+    Returns:
+      `int32[k]` row indices of the survivors, best first.
+    """
+    ranks, crowding = rank_and_crowd(objectives, valid)
+    return survival_order(ranks, crowding)[:k]
