@@ -10,6 +10,7 @@ unfinished one from its last checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -382,8 +383,12 @@ class TunedTask:
 
 
 def finetune_stage(context: RunContext, jat: dict, fronts: dict[str, Front]) -> dict[str, TunedTask]:
-    """Fine-tune the chosen front members of every task, all members of a task together."""
-    config, model, data = context.config, context.model, context.data
+    """Fine-tune the chosen front members of every task, all members of a task together.
+
+    Each finished task is checkpointed, so a resumed run repeats at most the
+    task that was in progress.
+    """
+    config = context.config
     settings = TrainSettings(
         epochs=config.finetune.epochs,
         batch_size=config.finetune.batch_size,
@@ -393,42 +398,58 @@ def finetune_stage(context: RunContext, jat: dict, fronts: dict[str, Front]) -> 
         weight_decay=config.finetune.weight_decay,
     )
     tuned = {}
-    for k, task in enumerate(data.tasks):
+    for k, task in enumerate(context.data.tasks):
         front = fronts[task.name]
-        masks = front.masks[pick_members(front, config.finetune.max_members)]
-        folder = os.path.join(context.workdir, "checkpoints", "finetune", task.name)
+        chosen = front.masks[pick_members(front, config.finetune.max_members)]
+        count = len(chosen)
+        checkpoints = Checkpoints(os.path.join(context.workdir, "checkpoints", "finetune", task.name), keep=1)
         target = {
-            "variables": jax.tree.map(lambda v: jnp.broadcast_to(v, (len(masks),) + v.shape), jat),
-            "masks": jnp.asarray(masks),
-            "before": jnp.zeros(len(masks), jnp.float32),
-            "after": jnp.zeros(len(masks), jnp.float32),
-            "val_history": jnp.zeros((settings.epochs + 1, len(masks)), jnp.float32),
+            "variables": _stack(jat, count),
+            "masks": jnp.asarray(chosen),
+            "before": jnp.zeros(count, jnp.float32),
+            "after": jnp.zeros(count, jnp.float32),
+            "val_history": jnp.zeros((settings.epochs + 1, count), jnp.float32),
         }
-        checkpoints = Checkpoints(folder, keep=1)
         restored = checkpoints.restore_latest(target)
-        if restored is not None:
-            saved = restored[1]
-            tuned[task.name] = TunedTask(np.asarray(saved["masks"]), saved["variables"], np.asarray(saved["before"]),
-                                         np.asarray(saved["after"]), np.asarray(saved["val_history"]))
-            continue
-
-        key = jax.random.fold_in(jax.random.key(config.seed), 100 + k)
-        start = recalibrate(model, jat, masks, task.x_train, key) if model.has_batch_stats else _stack(jat, len(masks))
-        before = evaluate_members(model, start, masks, context.heads, k, task.x_test, task.y_test)
-        bar = tqdm(total=settings.epochs, desc=f"fine-tune {task.name} ({len(masks)} members)", unit="epoch", disable=not context.progress)
-
-        def on_epoch(epoch, metric, bar=bar):
-            bar.update(1)
-            bar.set_postfix({f"best val {metric_name(context.heads)}": f"{np.nanmax(metric) if context.heads.kind == 'classification' else np.nanmin(metric):.4f}"})
-
-        result = train_members(model, jat, masks, context.heads, k, (task.x_train, task.y_train), (task.x_val, task.y_val),
-                               settings, key, progress=on_epoch, start=start)
-        bar.close()
-        after = evaluate_members(model, result.variables, masks, context.heads, k, task.x_test, task.y_test)
-        tuned[task.name] = TunedTask(masks, result.variables, before, after, result.val_history)
-        checkpoints.save(0, {"variables": result.variables, "masks": jnp.asarray(masks), "before": jnp.asarray(before, jnp.float32),
-                             "after": jnp.asarray(after, jnp.float32), "val_history": jnp.asarray(result.val_history, jnp.float32)})
+        if restored is None:
+            result = _finetune_task(context, jat, k, chosen, settings)
+            checkpoints.save(0, dataclasses.asdict(result))
+        else:
+            result = TunedTask(**{name: (value if name == "variables" else np.asarray(value)) for name, value in restored[1].items()})
+        tuned[task.name] = result
     return tuned
+
+
+def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, settings: TrainSettings) -> TunedTask:
+    config, model, heads, task = context.config, context.model, context.heads, context.data.tasks[k]
+
+    # Every task trains the same number of members (the last one repeated as
+    # padding) so that all tasks share one compiled training step.
+    count = len(chosen)
+    slots = max(config.finetune.max_members or config.evolution.pop_size, count)
+    masks = np.concatenate([chosen, np.repeat(chosen[-1:], slots - count, axis=0)])
+
+    key = jax.random.fold_in(jax.random.key(config.seed), 100 + k)
+    start = recalibrate(model, jat, masks, task.x_train, key) if model.has_batch_stats else _stack(jat, slots)
+    before = evaluate_members(model, start, masks, heads, k, task.x_test, task.y_test)
+    bar = tqdm(total=settings.epochs, desc=f"fine-tune {task.name} ({count} members)", unit="epoch", disable=not context.progress)
+
+    def on_epoch(epoch, metric):
+        best = np.nanmax(metric[:count]) if heads.kind == "classification" else np.nanmin(metric[:count])
+        bar.update(1)
+        bar.set_postfix({f"best val {metric_name(heads)}": f"{best:.4f}"})
+
+    result = train_members(model, jat, masks, heads, k, (task.x_train, task.y_train), (task.x_val, task.y_val),
+                           settings, key, progress=on_epoch, start=start)
+    bar.close()
+    after = evaluate_members(model, result.variables, masks, heads, k, task.x_test, task.y_test)
+    return TunedTask(
+        masks=chosen,
+        variables=jax.tree.map(lambda v: v[:count], result.variables),
+        before=np.asarray(before[:count], np.float32),
+        after=np.asarray(after[:count], np.float32),
+        val_history=np.asarray(result.val_history[:, :count], np.float32),
+    )
 
 
 def _stack(variables, count):
@@ -445,19 +466,20 @@ def recalibrate(model: MaskedModel, variables: dict, masks: np.ndarray, x_train:
     """
     stacked = _stack(variables, len(masks))
     masks = jnp.asarray(masks)
-
-    @jax.jit
-    def one_pass(stacked, x):
-        def member(v, m):
-            _, updates = model.apply(v, x, m, train=True)
-            return dict(v, **updates)
-
-        return jax.vmap(member)(stacked, masks)
-
+    one_pass = _recalibration_pass(model)
     for i in range(passes):
         pick = np.asarray(jax.random.choice(jax.random.fold_in(key, i), len(x_train), (min(batch_size, len(x_train)),), replace=False))
-        stacked = one_pass(stacked, jnp.asarray(x_train[pick]))
+        stacked = one_pass(stacked, masks, jnp.asarray(x_train[pick]))
     return stacked
+
+
+@functools.lru_cache(maxsize=8)
+def _recalibration_pass(model: MaskedModel):
+    def member(variables, mask, x):
+        _, updates = model.apply(variables, x, mask, train=True)
+        return dict(variables, **updates)
+
+    return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
 
 
 # Export --------------------------------------------------------------------

@@ -94,7 +94,15 @@ def evaluate_members(
 def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True) -> jax.Array:
     """Return outputs `[M, n, ...]` of every member on `x`, computed in batches."""
     apply = _predict_fn(model, stacked)
-    pieces = [apply(variables, masks, jnp.asarray(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    batch_size = min(batch_size, len(x))
+    pieces = []
+    for i in range(0, len(x), batch_size):
+        chunk = x[i : i + batch_size]
+        count = len(chunk)
+        if count < batch_size:
+            # Pad the last chunk so every call has one shape and compiles once.
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - count, axis=0)])
+        pieces.append(apply(variables, masks, jnp.asarray(chunk))[:, :count])
     return jnp.concatenate(pieces, axis=1)
 
 
