@@ -73,6 +73,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.pretrain.learning_rate = 1e-3
     # Decoupled weight decay (AdamW); 0 is Adam.
     c.pretrain.weight_decay = 0.0
+    # Epochs between checkpoints of pretraining progress.
+    c.pretrain.checkpoint_every = 1
 
     c.evolution = ml_collections.ConfigDict()
     # Γ: candidates per task; must be even (offspring come in pairs).
@@ -114,6 +116,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.finetune.weight_decay = 0.0
     # Members fine-tuned per task, spread evenly over the front by size; 0 is all.
     c.finetune.max_members = 0
+    # Epochs between checkpoints of fine-tuning progress.
+    c.finetune.checkpoint_every = 1
 
     c.export = ml_collections.ConfigDict()
     # Float dtypes whose byte sizes the manifest reports.
@@ -238,6 +242,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(_is_int(pretrain.batch_size) and pretrain.batch_size >= 1, "pretrain.batch_size", pretrain.batch_size, "an integer >= 1")
     _check(_is_number(pretrain.learning_rate) and pretrain.learning_rate > 0, "pretrain.learning_rate", pretrain.learning_rate, "a number > 0")
     _check(_is_number(pretrain.weight_decay) and pretrain.weight_decay >= 0, "pretrain.weight_decay", pretrain.weight_decay, "a number >= 0")
+    _check(_is_int(pretrain.checkpoint_every) and pretrain.checkpoint_every >= 1, "pretrain.checkpoint_every",
+           pretrain.checkpoint_every, "an integer >= 1")
     if pretrain.checkpoint is not None:
         _check(os.path.exists(pretrain.checkpoint), "pretrain.checkpoint", pretrain.checkpoint, "an existing file or folder (or None to pretrain)")
 
@@ -276,6 +282,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(_is_number(finetune.weight_decay) and finetune.weight_decay >= 0, "finetune.weight_decay", finetune.weight_decay, "a number >= 0")
     _check(_is_int(finetune.max_members) and finetune.max_members >= 0, "finetune.max_members", finetune.max_members,
            "an integer >= 0 (0 fine-tunes every front member)")
+
+    _check(_is_int(finetune.checkpoint_every) and finetune.checkpoint_every >= 1, "finetune.checkpoint_every",
+           finetune.checkpoint_every, "an integer >= 1")
 
     dtypes = tuple(config.export.dtypes)
     _check(len(dtypes) > 0 and all(d in ("float32", "float16", "bfloat16") for d in dtypes), "export.dtypes", dtypes,

@@ -211,8 +211,10 @@ def pretrain_stage(context: RunContext) -> dict:
             bar.set_postfix({f"val {metric_name(heads)}": f"{float(metric[0]):.4f}"})
 
         all_on = np.ones((1, model.num_dims), bool)
+        progress_checkpoints = Checkpoints(os.path.join(context.workdir, "checkpoints", "pretrain"), keep=2)
         result = train_members(
-            model, variables, all_on, heads, 0, union_split(data, "train"), union_split(data, "val"), settings, train_key, progress=on_epoch
+            model, variables, all_on, heads, 0, union_split(data, "train"), union_split(data, "val"), settings, train_key,
+            progress=on_epoch, checkpoints=progress_checkpoints, checkpoint_every=config.pretrain.checkpoint_every,
         )
         bar.close()
         variables = jax.tree.map(lambda v: v[0], result.variables)
@@ -262,19 +264,33 @@ def evolve_stage(context: RunContext, jat: dict):
     compiled = generation.lower(state, run_key, jat, xs, ys, jnp.int32(start)).compile()
     evaluations = num_tasks * pop_size
     bar = tqdm(total=settings.generations, initial=start, desc="evolve", unit="gen", disable=not context.progress)
-    for g in range(start, settings.generations):
-        begin = time.perf_counter()
-        state, metrics = compiled(state, run_key, jat, xs, ys, jnp.int32(g))
-        metrics = to_host(metrics)
-        seconds = time.perf_counter() - begin
-        record = _metrics_record(g + 1, metrics, data.task_names, evaluations / seconds)
-        history.append(record)
-        _append_line(metrics_path, record)
-        bar.update(1)
-        bar.set_postfix({"evals/s": f"{record['evaluations_per_second']:.0f}", "HV": " ".join(f"{v:.3f}" for v in record["hypervolume"].values())})
-        if (g + 1) % settings.checkpoint_every == 0 or g + 1 == settings.generations:
-            checkpoints.save(g + 1, state)
-    bar.close()
+    g = start
+    try:
+        for g in range(start, settings.generations):
+            state = _run_generation(compiled, state, run_key, jat, xs, ys, g, data.task_names, evaluations, metrics_path, history, bar)
+            if (g + 1) % settings.checkpoint_every == 0 or g + 1 == settings.generations:
+                checkpoints.save(g + 1, state)
+    except KeyboardInterrupt:
+        # `state` is the last finished generation's (g of them): keep it.
+        checkpoints.save(int(state.generation), state)
+        raise
+    finally:
+        bar.close()
+    return state
+
+
+def _run_generation(compiled, state, run_key, jat, xs, ys, g, task_names, evaluations, metrics_path, history, bar):
+    """Run generation g, log its metrics and return the new state."""
+    begin = time.perf_counter()
+    state, metrics = compiled(state, run_key, jat, xs, ys, jnp.int32(g))
+    metrics = to_host(metrics)
+    seconds = time.perf_counter() - begin
+
+    record = _metrics_record(g + 1, metrics, task_names, evaluations / seconds)
+    history.append(record)
+    _append_line(metrics_path, record)
+    bar.update(1)
+    bar.set_postfix({"evals/s": f"{record['evaluations_per_second']:.0f}", "HV": " ".join(f"{v:.3f}" for v in record["hypervolume"].values())})
     return state
 
 
@@ -439,8 +455,10 @@ def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, s
         bar.update(1)
         bar.set_postfix({f"best val {metric_name(heads)}": f"{best:.4f}"})
 
+    progress_checkpoints = Checkpoints(os.path.join(context.workdir, "checkpoints", "finetune_progress", task.name), keep=2)
     result = train_members(model, jat, masks, heads, k, (task.x_train, task.y_train), (task.x_val, task.y_val),
-                           settings, key, progress=on_epoch, start=start)
+                           settings, key, progress=on_epoch, start=start, checkpoints=progress_checkpoints,
+                           checkpoint_every=config.finetune.checkpoint_every)
     bar.close()
     after = evaluate_members(model, result.variables, masks, heads, k, task.x_test, task.y_test)
     return TunedTask(

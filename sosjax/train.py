@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sosjax.checkpoint import Checkpoints
 from sosjax.fitness import TaskHeads, task_loss, task_metric
 from sosjax.models.base import MaskedModel
 
@@ -130,6 +131,8 @@ def train_members(
     *,
     progress: Callable[[int, np.ndarray], None] | None = None,
     start: Any = None,
+    checkpoints: Checkpoints | None = None,
+    checkpoint_every: int = 1,
 ) -> TrainResult:
     """Train M members, each under its fixed mask, on one task's data.
 
@@ -138,14 +141,17 @@ def train_members(
       masks: `bool[M, D]`.
       heads, task_id: which loss and metric the members train and are scored on.
       train, val: `(x, y)` arrays.
-      key: shuffles the training data every epoch (the same order for all members).
+      key: epoch e shuffles the training data with `fold_in(key, e)` (the same
+        order for all members), so a resumed run repeats an uninterrupted one.
       progress: called after every epoch with `(epoch, val_metric f32[M])`.
       start: optional per-member starting variables stacked on axis M (for
         example with recalibrated BatchNorm statistics); default `variables`.
+      checkpoints: where to save the loop's state every `checkpoint_every`
+        epochs and on Ctrl-C; training resumes from its newest readable step.
 
     Pruned entries are zeroed at the start and their updates masked, so they stay
     zero. Every member keeps its best-validation variables; one that diverges
-    (non-finite loss) does not affect the others.
+    (non-finite loss) is reset to them and does not affect the others.
     """
     masks = jnp.asarray(masks)
     num_members = masks.shape[0]
@@ -158,45 +164,82 @@ def train_members(
     members = stack_members(variables, num_members) if start is None else start
     members = dict(members, params=jax.tree.map(lambda p, m: p * m.astype(p.dtype), members["params"], param_masks))
     opt_state = jax.vmap(optimizer.init)(members["params"])
+    metric = evaluate_members(model, members, masks, heads, task_id, *val)
+    loop = {
+        "epoch": np.int32(0),
+        "members": members,
+        "opt_state": opt_state,
+        "best": members,
+        "best_metric": metric.astype(np.float32),
+        "best_epoch": np.zeros(num_members, np.int32),
+        "diverged": np.zeros(num_members, bool),
+        "history": np.full((settings.epochs + 1, num_members), np.nan, np.float32),
+    }
+    loop["history"][0] = metric
+    if checkpoints is not None:
+        restored = checkpoints.restore_latest(loop)
+        if restored is not None:
+            loop = jax.tree.map(lambda v: v, restored[1])
+            loop = dict(loop, **{name: np.asarray(loop[name]) for name in ("epoch", "best_metric", "best_epoch", "diverged", "history")})
 
     step = _train_step_fn(model, heads, optimizer)
-    best = members
-    best_metric = evaluate_members(model, members, masks, heads, task_id, *val)
-    history = [best_metric]
-    best_epoch = np.zeros(num_members, np.int32)
-    diverged = np.zeros(num_members, bool)
+    epoch = int(loop["epoch"])
+    try:
+        while epoch < settings.epochs:
+            epoch += 1
+            loop = _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x_train, y_train, val,
+                                settings, steps_per_epoch, jax.random.fold_in(key, epoch), larger)
+            if checkpoints is not None and (epoch % checkpoint_every == 0 or epoch == settings.epochs):
+                checkpoints.save(epoch, loop)
+            if progress is not None:
+                progress(epoch, loop["history"][epoch])
+    except KeyboardInterrupt:
+        # `loop` holds the last finished epoch: save it so the run resumes there.
+        if checkpoints is not None and int(loop["epoch"]) > 0:
+            checkpoints.save(int(loop["epoch"]), loop)
+        raise
 
-    for epoch in range(1, settings.epochs + 1):
-        key, shuffle_key = jax.random.split(key)
-        order = np.asarray(jax.random.permutation(shuffle_key, len(x_train)))
-        losses = []
-        for i in range(steps_per_epoch):
-            idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
-            members, opt_state, loss = step(
-                members, opt_state, masks, param_masks, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]), task_id
-            )
-            losses.append(loss)
-        epoch_losses = np.asarray(jnp.stack(losses))
-        diverged |= ~np.all(np.isfinite(epoch_losses), axis=0)
+    return TrainResult(loop["best"], loop["best_epoch"], loop["history"], loop["diverged"])
 
-        metric = evaluate_members(model, members, masks, heads, task_id, *val)
-        history.append(metric)
-        finite = np.isfinite(metric) & ~diverged
-        improved = finite & ((metric > best_metric) if larger else (metric < best_metric))
-        improved |= finite & ~np.isfinite(best_metric)
-        if improved.any():
-            pick = jnp.asarray(improved)
-            best = jax.tree.map(lambda new, old: _select(pick, new, old), members, best)
-            best_metric = np.where(improved, metric, best_metric)
-            best_epoch = np.where(improved, epoch, best_epoch)
-        if diverged.any():
-            # Restart diverged members from their best variables so NaNs never persist.
-            reset = jnp.asarray(diverged)
-            members = jax.tree.map(lambda b, m: _select(reset, b, m), best, members)
-        if progress is not None:
-            progress(epoch, metric)
 
-    return TrainResult(best, best_epoch, np.stack(history), diverged)
+def _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x_train, y_train, val, settings,
+                 steps_per_epoch, shuffle_key, larger) -> dict:
+    """Run one epoch and return the new loop state; `loop` itself is not changed."""
+    members, opt_state = loop["members"], loop["opt_state"]
+    order = np.asarray(jax.random.permutation(shuffle_key, len(x_train)))
+    losses = []
+    for i in range(steps_per_epoch):
+        idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
+        members, opt_state, loss = step(members, opt_state, masks, param_masks, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]), task_id)
+        losses.append(loss)
+    diverged = loop["diverged"] | ~np.all(np.isfinite(np.asarray(jnp.stack(losses))), axis=0)
+
+    metric = evaluate_members(model, members, masks, heads, task_id, *val)
+    history = loop["history"].copy()
+    history[epoch] = metric
+    best_metric, best_epoch, best = loop["best_metric"], loop["best_epoch"], loop["best"]
+    finite = np.isfinite(metric) & ~diverged
+    improved = finite & ((metric > best_metric) if larger else (metric < best_metric))
+    improved |= finite & ~np.isfinite(best_metric)
+    if improved.any():
+        pick = jnp.asarray(improved)
+        best = jax.tree.map(lambda new, old: _select(pick, new, old), members, best)
+        best_metric = np.where(improved, metric, best_metric).astype(np.float32)
+        best_epoch = np.where(improved, epoch, best_epoch).astype(np.int32)
+    if diverged.any():
+        # Restart diverged members from their best variables so NaNs never persist.
+        reset = jnp.asarray(diverged)
+        members = jax.tree.map(lambda b, m: _select(reset, b, m), best, members)
+    return {
+        "epoch": np.int32(epoch),
+        "members": members,
+        "opt_state": opt_state,
+        "best": best,
+        "best_metric": best_metric,
+        "best_epoch": best_epoch,
+        "diverged": diverged,
+        "history": history,
+    }
 
 
 def _select(pick: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
