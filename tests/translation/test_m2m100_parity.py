@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -25,7 +26,7 @@ def test_logits_and_encoder_match_transformers(tmp_path, overrides, batch_size, 
     batch = random_batch(1, batch_size, source_length, target_length)
 
     expected_logits, expected_states = torch_forward(reference, batch)
-    logits = np.asarray(model.apply(variables, batch))
+    logits = np.asarray(jax.jit(model.apply)(variables, batch))
     states = np.asarray(model.encode(variables, batch["input_ids"], batch["attention_mask"]))
 
     assert logits.shape == (batch_size, target_length, 100)
@@ -42,14 +43,14 @@ def test_without_decoder_mask_matches_transformers(tmp_path):
 
     expected_logits, _ = torch_forward(reference, batch)
 
-    np.testing.assert_allclose(np.asarray(model.apply(variables, batch)), expected_logits, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.asarray(jax.jit(model.apply)(variables, batch)), expected_logits, atol=1e-4, rtol=0)
 
 
 def test_num_params_matches_transformers(tmp_path):
     for overrides in (dict(), dict(tie_word_embeddings=False, encoder_layers=2, decoder_attention_heads=4)):
         reference = random_hf_model(tmp_path, **overrides)
         model, variables = load_m2m100(str(tmp_path))
-        stored = sum(int(np.prod(np.shape(x))) for x in __import__("jax").tree.leaves(variables))
+        stored = sum(int(np.prod(np.shape(x))) for x in jax.tree.leaves(variables))
 
         # Untied, transformers 5 keeps `model.shared` although no forward pass uses it.
         unused = 0 if reference.config.tie_word_embeddings else reference.model.shared.weight.numel()
@@ -66,7 +67,7 @@ def test_pytorch_bin_loads_like_safetensors(tmp_path):
     _, from_safetensors = load_m2m100(str(tmp_path / "st"))
     _, from_bin = load_m2m100(str(tmp_path / "bin"))
 
-    for a, b in zip(__import__("jax").tree.leaves(from_safetensors), __import__("jax").tree.leaves(from_bin)):
+    for a, b in zip(jax.tree.leaves(from_safetensors), jax.tree.leaves(from_bin)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -81,7 +82,7 @@ def test_save_roundtrip_through_transformers(tmp_path):
     batch = random_batch(3, 2, 4, 4)
     expected_logits, _ = torch_forward(reloaded, batch)
 
-    np.testing.assert_allclose(np.asarray(model.apply(variables, batch)), expected_logits, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.asarray(jax.jit(model.apply)(variables, batch)), expected_logits, atol=1e-4, rtol=0)
 
 
 def test_missing_folder_and_files_raise(tmp_path):
