@@ -62,8 +62,8 @@ def read_tsv(path: str, max_pairs: int | None = None) -> list[Pair]:
 
 
 def load_folder_task(folder: str, source_lang: str, target_lang: str, max_pairs: int | None = None) -> TranslationTask:
-    """A task from `{train,validation,test}.{source_lang},{target_lang}` files in `folder`
-    (`train.de` with `train.en`, ...)."""
+    """Read a task from `{train,validation,test}.{source_lang},{target_lang}` files in
+    `folder` (`train.de` with `train.en`, ...)."""
     splits = {}
     for split in ("train", "validation", "test"):
         source_path = os.path.join(folder, f"{split}.{source_lang}")
@@ -98,11 +98,11 @@ def load_wmt19(
     train_split: str = "train",
     test_split: str = "validation",
 ) -> TranslationTask:
-    """A WMT19 task read from a prepared TFDS `wmt19_translate/<pair>` folder
+    """Read a WMT19 task from a prepared TFDS `wmt19_translate/<pair>` folder
     (`"de-en"` or `"cs-en"`), translating into English.
 
     TFDS's WMT19 has no test split, so `test_split` defaults to its validation
-    split (newstest2018). The task's validation pairs are the last
+    split. The task's validation pairs are the last
     `max(1, n // 20)` of the first `max_pairs` training pairs.
 
     Raises:

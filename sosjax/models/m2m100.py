@@ -239,7 +239,7 @@ class M2M100(MaskedModel):
 
 
 def _nested_numpy(tree: Mapping) -> dict:
-    """A copy of a nested mapping as plain dicts of numpy arrays."""
+    """Copy a nested mapping into plain dicts of numpy arrays."""
     return {k: _nested_numpy(v) if isinstance(v, Mapping) else np.asarray(v) for k, v in tree.items()}
 
 

@@ -1,8 +1,9 @@
 """Greedy and beam-search decoding for the Flax M2M100, as transformers' `generate` does it.
 
 Each step reruns the decoder over the whole fixed-length buffer instead of
-keeping a key/value cache, so shapes stay fixed and the loop jits whole; a step
-costs O(max_length) decoder positions instead of one.
+keeping a key/value cache, so shapes stay fixed and the whole loop is jitted.
+NOTE: a step therefore costs max_length decoder positions instead of one, which
+matters for long outputs of large models.
 """
 
 from __future__ import annotations
@@ -115,10 +116,10 @@ def beam_search(
 ) -> tuple[jax.Array, jax.Array]:
     """Beam search with transformers' rules (version 5.25, `early_stopping=False`).
 
-    Keeps 2·num_beams candidates per step; a candidate ending in EOS, or reaching
-    `max_length`, is finished with score `sum of log-probabilities /
-    generated_length ** length_penalty`; search stops when no running beam can
-    beat the worst finished one under transformers' heuristic.
+    Each step keeps 2·num_beams candidates. A candidate that ends in EOS or
+    reaches `max_length` is finished with the score `sum of log-probabilities /
+    generated_length ** length_penalty`. Search stops when, by transformers'
+    heuristic, no running beam can beat the worst finished one.
 
     Returns:
       `(tokens int32[B, max_length], scores f32[B])`: the best finished sequence

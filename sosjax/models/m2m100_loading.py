@@ -26,8 +26,8 @@ _TIED_OR_FIXED = (
 
 
 def flax_to_hf_key(path: tuple[str, ...]) -> tuple[str, bool]:
-    """The state-dict key (without the `model.` prefix of the base model) of the
-    Flax parameter at `path`, and whether its matrix is transposed there."""
+    """Map the Flax parameter at `path` to its Hugging Face state-dict key, and
+    tell whether the matrix is stored transposed there."""
     top, *rest = path
     for stack in ("encoder_layers_", "decoder_layers_"):
         if top.startswith(stack):
@@ -80,7 +80,7 @@ def _read_state_dict(path: str) -> dict[str, np.ndarray]:
 
 
 def read_hf_config(path: str) -> dict:
-    """The `config.json` of a Hugging Face M2M100 folder, checked to be an M2M100."""
+    """Read the `config.json` of a Hugging Face folder and check that it describes an M2M100."""
     if not os.path.isdir(path):
         raise FileNotFoundError(f"M2M100 folder not found: {path}")
     config_file = os.path.join(path, "config.json")
@@ -101,7 +101,7 @@ def load_m2m100(path: str, dtype=jnp.float32) -> tuple[M2M100, dict]:
 
     Raises:
       FileNotFoundError: the folder, its config.json or its weights are missing.
-      ValueError: the folder holds another architecture, or a weight is
+      ValueError: the folder contains another architecture, or a weight is
         missing, unexpected or of the wrong shape.
     """
     model = M2M100(M2M100Config.from_hf(read_hf_config(path)))

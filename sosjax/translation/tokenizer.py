@@ -1,6 +1,6 @@
 """M2M100 tokenizer folders: training one with sentencepiece, loading and batching.
 
-An M2M100 tokenizer folder holds `sentencepiece.bpe.model`, `vocab.json` (piece
+An M2M100 tokenizer folder contains `sentencepiece.bpe.model`, `vocab.json` (piece
 to id, with `<s>`, `<pad>`, `</s>`, `<unk>` at 0 to 3) and
 `tokenizer_config.json`. transformers' `M2M100Tokenizer` appends one token
 `__xx__` per language of its language-code set after the vocabulary; a source
@@ -96,7 +96,7 @@ def encode_pairs(
     target_length: int,
     decoder_start_token_id: int = 2,
 ) -> dict[str, np.ndarray]:
-    """A fixed-shape training batch for sentence pairs.
+    """Encode sentence pairs as a fixed-shape training batch.
 
     Sources become `__src__ x </s>` and targets `__tgt__ y </s>`, truncated
     (cutting the final `</s>` of over-long sentences) and right-padded.

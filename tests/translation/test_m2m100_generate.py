@@ -10,7 +10,7 @@ from sosjax.models.m2m100_generate import beam_search, generate, greedy_generate
 from sosjax.models.m2m100_loading import load_m2m100
 
 MAX_LENGTH = 16
-FORCED = 7  # stands in for a target-language token
+FORCED = 7  # used as the target-language token
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,7 @@ def test_beam_search_matches_transformers(models):
     assert (expected != greedy).any()  # beams find something greedy does not
 
 
+@pytest.mark.slow
 def test_masked_generation_equals_compacted(models):
     _, model, variables = models
     batch = random_batch(1, 3, 5, 2)

@@ -42,6 +42,7 @@ def test_mask_dimension_counts_attention_heads(hf_folder):
     assert model.group_names[-1] == "decoder_layers_1.encoder_attn.heads[3:4]"
 
 
+@pytest.mark.slow
 def test_compacted_equals_masked(hf_folder):
     model, variables = load_m2m100(str(hf_folder[0]))
     batch = random_batch(5, 3, 7, 6)
