@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import gzip
 import os
+import re
 
 Pair = tuple[str, str]
 
@@ -56,6 +58,37 @@ def read_tsv(path: str, max_pairs: int | None = None) -> list[Pair]:
             if len(fields) != 2:
                 raise ValueError(f"{path}:{number}: expected 2 tab-separated fields, found {len(fields)}.")
             pairs.append((fields[0].strip(), fields[1].strip()))
+            if max_pairs is not None and len(pairs) >= max_pairs:
+                break
+    return pairs
+
+
+FREEDICT_DEU_ENG = "/usr/share/dictd/freedict-deu-eng.dict.dz"
+_FREEDICT_EXAMPLE = re.compile(r'^\s+"(?P<source>[^"]+)"\s+-\s+(?P<target>.+?)\s*$')
+
+
+def read_freedict_examples(path: str = FREEDICT_DEU_ENG, max_pairs: int | None = None) -> list[Pair]:
+    """German–English example sentences from a FreeDict dictd file (Debian's
+    `dict-freedict-deu-eng`), in file order without duplicates.
+
+    An example line reads `      "Deutscher Satz."  - English sentence.`; only
+    examples whose German side starts with a capital letter and ends with `.`,
+    `!` or `?` are kept, which leaves whole sentences and drops phrases.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"FreeDict file not found: {path}; install the Debian package dict-freedict-deu-eng.")
+    opener = gzip.open if path.endswith((".dz", ".gz")) else open
+    pairs, seen = [], set()
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            match = _FREEDICT_EXAMPLE.match(line)
+            if match is None:
+                continue
+            source, target = match["source"].strip(), match["target"].strip()
+            if not (source[:1].isupper() and source.endswith((".", "!", "?"))) or (source, target) in seen:
+                continue
+            seen.add((source, target))
+            pairs.append((source, target))
             if max_pairs is not None and len(pairs) >= max_pairs:
                 break
     return pairs

@@ -51,3 +51,29 @@ def test_unprepared_wmt19_raises_without_download(tmp_path):
     with pytest.raises(FileNotFoundError, match="not prepared"):
         load_wmt19("de-en", data_dir=str(tmp_path))
     assert not any(tmp_path.rglob("*.tfrecord*"))
+
+
+def test_freedict_examples_keep_sentences_once(tmp_path):
+    import gzip
+
+    from sosjax.data.translation import read_freedict_examples
+
+    text = (
+        "Aal /ˈɑːl/ <masc, n, sg>\n"
+        ' [cook.] Eel <n>\n'
+        '      "Aal in Aspik"  - Jellied Eel\n'
+        '      "Es gibt sie in allen Varianten."  - They come in all shapes and sizes.\n'
+        '      "Es gibt sie in allen Varianten."  - They come in all shapes and sizes.\n'
+        '      "Kommst du mit?"  - Are you coming along?\n'
+    )
+    path = tmp_path / "freedict-deu-eng.dict.dz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(text)
+
+    pairs = read_freedict_examples(str(path))
+
+    assert pairs == [("Es gibt sie in allen Varianten.", "They come in all shapes and sizes."),
+                     ("Kommst du mit?", "Are you coming along?")]
+    assert read_freedict_examples(str(path), max_pairs=1) == pairs[:1]
+    with pytest.raises(FileNotFoundError, match="dict-freedict-deu-eng"):
+        read_freedict_examples(str(tmp_path / "absent.dict.dz"))
