@@ -63,11 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted. Finished stages and checkpoints are kept; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, FileNotFoundError, OSError) as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"sosjax: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+    except (ValueError, FileNotFoundError) as error:
+        return _report_error(args, str(error))
+    except OSError as error:
+        target = f" {error.filename}" if error.filename else ""
+        return _report_error(
+            args,
+            f"could not read or write{target}: {error.strerror or error}. Finished stages and checkpoints are kept; "
+            "fix the cause (free disk space, permissions) and run the same command again to resume.",
+        )
+    except Exception as error:  # Anything else is a bug: say so in one line unless --debug.
+        return _report_error(args, f"unexpected {type(error).__name__}: {error}. Rerun with --debug for the traceback.")
+
+
+def _report_error(args, message: str) -> int:
+    if args.debug:
+        traceback.print_exc()
+    print(f"sosjax: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def _dispatch(args, overrides) -> int:

@@ -118,6 +118,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.finetune.max_members = 0
     # Epochs between checkpoints of fine-tuning progress.
     c.finetune.checkpoint_every = 1
+    # Members trained together in one vmapped program; 0 picks 1 on the CPU
+    # (where vmapping over different weights is slow) and all on accelerators.
+    c.finetune.members_per_call = 0
 
     c.export = ml_collections.ConfigDict()
     # Float dtypes whose byte sizes the manifest reports.
@@ -136,10 +139,16 @@ def load_config(spec: str | None, overrides: Sequence[str] = ()) -> ml_collectio
         raise ConfigError(f"Config file {path!r} not found; pass --config with a path to a config file such as configs/digits_resnet18.py.")
     module_spec = importlib.util.spec_from_file_location("sosjax_user_config", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:  # A user file can raise anything; report it as a config error.
+        raise ConfigError(f"Config file {path!r} failed to load: {type(error).__name__}: {error}.") from error
     if not hasattr(module, "get_config"):
         raise ConfigError(f"Config file {path!r} defines no get_config(arg=None) function.")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        raise ConfigError(f"get_config({arg!r}) of {path!r} failed: {error}") from error
     for override in overrides:
         apply_override(config, override)
     validate(config)
@@ -181,6 +190,12 @@ def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
 
 def _parse_value(text: str, current: Any, field_type: type, key: str) -> Any:
     if field_type is str or isinstance(current, str):
+        # A field that holds a name may also take a dict literal (data.tasks).
+        if text.lstrip().startswith("{"):
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ConfigError(f"Field {key!r}: {text!r} is not a valid dict literal.") from None
         return text
     if text in ("None", "none", "null"):
         return None
@@ -285,6 +300,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
     _check(_is_int(finetune.checkpoint_every) and finetune.checkpoint_every >= 1, "finetune.checkpoint_every",
            finetune.checkpoint_every, "an integer >= 1")
+    _check(_is_int(finetune.members_per_call) and finetune.members_per_call >= 0, "finetune.members_per_call",
+           finetune.members_per_call, "an integer >= 0 (0 picks by backend)")
 
     dtypes = tuple(config.export.dtypes)
     _check(len(dtypes) > 0 and all(d in ("float32", "float16", "bfloat16") for d in dtypes), "export.dtypes", dtypes,
