@@ -58,11 +58,16 @@ def load_jat_checkpoint(path: str, model: MaskedModel, template: dict) -> dict:
     The loaded variables must have the shapes of `template` (the config's model).
     """
     if os.path.isdir(path):
-        loaded_model, variables = load_member(path)
+        _, variables = load_member(path)
     else:
-        from sosjax.models import torchvision as tv
+        from sosjax.models.torchvision import load_torchvision_resnet18
 
-        variables = tv.load_torchvision_resnet18(path, model)
+        try:
+            _, variables = load_torchvision_resnet18(
+                path, stem=model.stem, granularity=model.granularity, min_active=model.min_active, residual=model.residual
+            )
+        except Exception as error:  # torch, safetensors and the converter raise many types.
+            raise ValueError(f"Cannot read the JAT checkpoint {path}: {error}. Give a torchvision ResNet-18 state_dict or a sosjax model folder.") from None
     _check_same_shapes(template, variables, path)
     return variables
 

@@ -52,11 +52,17 @@ class RunContext:
 
 
 def run(config, workdir: str, *, force: bool = False, progress: bool = True) -> str:
-    """Run every stage of the main job and return the path of `set_of_sets.json`."""
-    prepare_workdir(config, workdir, force=force)
-    context = build_context(config, workdir, progress=progress)
+    """Run every stage of the main job and return the path of `set_of_sets.json`.
 
-    jat = pretrain_stage(context)
+    Data, model and config are checked before the workdir is touched, so a bad
+    input never changes an earlier run's folder.
+    """
+    context = build_context(config, workdir, progress=progress)
+    make_strategy(config, len(context.data.tasks), context.model.num_dims, None)
+    given_jat = load_given_jat(context) if config.pretrain.checkpoint else None
+    prepare_workdir(config, workdir, force=force)
+
+    jat = pretrain_stage(context, given_jat)
     state = evolve_stage(context, jat)
     fronts = fronts_stage(context, state)
     tuned = finetune_stage(context, jat, fronts)
@@ -175,22 +181,33 @@ def union_split(data: MultiTaskData, split: str) -> tuple[np.ndarray, np.ndarray
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def pretrain_stage(context: RunContext) -> dict:
-    """Pretrain the JAT on the union of the tasks' training data, or load it."""
+def _init_jat(context: RunContext) -> tuple[dict, jax.Array]:
+    init_key, train_key = jax.random.split(jax.random.key(context.config.seed))
+    example = jnp.asarray(context.data.tasks[0].x_train[:2])
+    return context.model.init(init_key, example), train_key
+
+
+def load_given_jat(context: RunContext) -> dict:
+    """Load the JAT from `config.pretrain.checkpoint`, checking it fits `config.model`."""
+    template, _ = _init_jat(context)
+    return export.load_jat_checkpoint(context.config.pretrain.checkpoint, context.model, template)
+
+
+def pretrain_stage(context: RunContext, given_jat: dict | None = None) -> dict:
+    """Pretrain the JAT on the union of the tasks' training data, or take `given_jat`."""
     config, model, data = context.config, context.model, context.data
     checkpoints = Checkpoints(os.path.join(context.workdir, "checkpoints", "jat"), keep=1)
-    key = jax.random.key(config.seed)
-    init_key, train_key = jax.random.split(key)
-    example = jnp.asarray(data.tasks[0].x_train[:2])
-    variables = model.init(init_key, example)
+    variables, train_key = _init_jat(context)
 
     restored = checkpoints.restore_latest(variables)
     if restored is not None:
         log.info("Loaded the JAT from %s.", checkpoints.folder)
         return restored[1]
 
-    if config.pretrain.checkpoint:
-        variables = export.load_jat_checkpoint(config.pretrain.checkpoint, model, variables)
+    if given_jat is not None:
+        variables = given_jat
+    elif config.pretrain.checkpoint:
+        variables = load_given_jat(context)
     else:
         settings = TrainSettings(
             epochs=config.pretrain.epochs,

@@ -9,19 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sosjax.config import load_config
 from sosjax.export import load_member, select
-from sosjax.pipeline import build_context, run
+from sosjax.pipeline import build_context
 
-TINY = "configs/digits_resnet18.py:tiny"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("run"))
-    config = load_config(TINY)
-    manifest_path = run(config, workdir, progress=False)
-    return config, workdir, manifest_path
+@pytest.fixture
+def tiny_run(finished_run):
+    return finished_run
 
 
 @pytest.mark.slow
