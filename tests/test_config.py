@@ -88,3 +88,15 @@ def test_config_differences_lists_dotted_fields():
     a = {"seed": 0, "evolution": {"pop_size": 20, "rmp": 0.3}, "export": {"dtypes": ["float32"]}}
     b = {"seed": 0, "evolution": {"pop_size": 30, "rmp": 0.3}, "export": {"dtypes": ("float32",)}}
     assert config_differences(a, b) == ["evolution.pop_size"]
+
+
+@pytest.mark.parametrize("spec", ["configs/mnist_resnet18.py", "configs/mnist_resnet18.py:cpu",
+                                  "configs/cifar10_resnet18.py", "configs/cifar10_resnet18.py:cpu"])
+def test_paper_configs_are_valid(spec):
+    config = load_config(spec)
+    if spec.endswith(":cpu"):
+        assert config.evolution.pop_size < 60
+    else:
+        assert config.evolution.pop_size == 60
+        assert config.evolution.generations == 120
+        assert "float16" in config.export.dtypes
