@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from sosjax import evolution, export, report
+from sosjax import evolution, export, report, sharding
 from sosjax.checkpoint import Checkpoints
 from sosjax.config import config_differences, config_to_json
 from sosjax.data.tasks import MultiTaskData
@@ -49,6 +49,8 @@ class RunContext:
     model: MaskedModel
     heads: TaskHeads
     progress: bool = True
+    #: Devices that candidates and fine-tuned members are split over.
+    mesh: jax.sharding.Mesh | None = None
 
 
 def run(config, workdir: str, *, force: bool = False, progress: bool = True) -> str:
@@ -158,7 +160,8 @@ def task_heads(data: MultiTaskData) -> TaskHeads:
 def build_context(config, workdir: str, *, progress: bool = True) -> RunContext:
     data = load_data(config)
     model = build_model(config, data)
-    return RunContext(config, workdir, data, model, task_heads(data), progress)
+    mesh = sharding.population_mesh(config.get("devices", 0))
+    return RunContext(config, workdir, data, model, task_heads(data), progress, mesh)
 
 
 def metric_name(heads: TaskHeads) -> str:
@@ -237,9 +240,12 @@ def evolve_stage(context: RunContext, jat: dict):
         size_objective=settings.size_objective,
         batch_stats=settings.batch_stats if model.has_batch_stats else "running",
         chunk_size=settings.chunk_size,
+        mesh=context.mesh,
     )
     batches = draw_fitness_batches(data, settings.fitness_batch_size, settings.num_fitness_batches, config.seed)
     xs, ys = jnp.asarray(batches.xs), jnp.asarray(batches.ys)
+    if context.mesh is not None:
+        jat, xs, ys = sharding.replicate(context.mesh, (jat, xs, ys))
     key = jax.random.fold_in(jax.random.key(config.seed), 2)
     init_key, run_key = jax.random.split(key)
 
@@ -431,7 +437,7 @@ def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, s
 
     key = jax.random.fold_in(jax.random.key(config.seed), 100 + k)
     start = recalibrate(model, jat, masks, task.x_train, key) if model.has_batch_stats else _stack(jat, slots)
-    before = evaluate_members(model, start, masks, heads, k, task.x_test, task.y_test)
+    before = evaluate_members(model, start, masks, heads, k, task.x_test, task.y_test, mesh=context.mesh)
     bar = tqdm(total=settings.epochs, desc=f"fine-tune {task.name} ({count} members)", unit="epoch", disable=not context.progress)
 
     def on_epoch(epoch, metric):
@@ -440,9 +446,9 @@ def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, s
         bar.set_postfix({f"best val {metric_name(heads)}": f"{best:.4f}"})
 
     result = train_members(model, jat, masks, heads, k, (task.x_train, task.y_train), (task.x_val, task.y_val),
-                           settings, key, progress=on_epoch, start=start)
+                           settings, key, progress=on_epoch, start=start, mesh=context.mesh)
     bar.close()
-    after = evaluate_members(model, result.variables, masks, heads, k, task.x_test, task.y_test)
+    after = evaluate_members(model, result.variables, masks, heads, k, task.x_test, task.y_test, mesh=context.mesh)
     return TunedTask(
         masks=chosen,
         variables=jax.tree.map(lambda v: v[:count], result.variables),

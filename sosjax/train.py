@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sosjax import sharding
 from sosjax.fitness import TaskHeads, task_loss, task_metric
 from sosjax.models.base import MaskedModel
 
@@ -81,19 +82,30 @@ def evaluate_members(
     *,
     batch_size: int = 512,
     stacked: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> np.ndarray:
     """Return the metric `f32[M]` of each member on `(x, y)`, with running statistics.
 
     With `stacked=False` every member shares `variables` (the JAT under masks).
+    With a `mesh`, the members are split over its devices.
     """
-    outputs = predict_members(model, variables, masks, x, batch_size=batch_size, stacked=stacked)
+    outputs = predict_members(model, variables, masks, x, batch_size=batch_size, stacked=stacked, mesh=mesh)
     targets = jnp.asarray(y)
     return np.asarray(jax.vmap(lambda o: task_metric(heads, o, targets, task_id))(outputs))
 
 
-def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True) -> jax.Array:
-    """Return outputs `[M, n, ...]` of every member on `x`, computed in batches."""
-    apply = _predict_fn(model, stacked)
+def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True, mesh=None) -> jax.Array:
+    """Return outputs `[M, n, ...]` of every member on `x`, computed in batches.
+
+    With a `mesh`, the members are split over its devices (M padded to a
+    multiple of the device count) and the outputs gathered on every device.
+    """
+    apply = _predict_fn(model, stacked, mesh)
+    count_members = masks.shape[0]
+    if mesh is not None:
+        size = sharding.padded_size(count_members, mesh)
+        masks = sharding.shard_rows(mesh, sharding.pad_rows(jnp.asarray(masks), size))
+        variables = sharding.shard_rows(mesh, sharding.pad_rows(variables, size)) if stacked else sharding.replicate(mesh, variables)
     batch_size = min(batch_size, len(x))
     pieces = []
     for i in range(0, len(x), batch_size):
@@ -102,18 +114,21 @@ def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True)
         if count < batch_size:
             # Pad the last chunk so every call has one shape and compiles once.
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - count, axis=0)])
-        pieces.append(apply(variables, masks, jnp.asarray(chunk))[:, :count])
+        pieces.append(apply(variables, masks, jnp.asarray(chunk))[:count_members, :count])
     return jnp.concatenate(pieces, axis=1)
 
 
 _PREDICT_CACHE: dict = {}
 
 
-def _predict_fn(model, stacked):
-    key = (id(model), stacked)
+def _predict_fn(model, stacked, mesh=None):
+    key = (id(model), stacked, mesh)
     if key not in _PREDICT_CACHE:
         in_axes = (0 if stacked else None, 0, None)
-        _PREDICT_CACHE[key] = (model, jax.jit(jax.vmap(lambda v, m, xb: model.apply(v, xb, m), in_axes=in_axes)))
+        apply = jax.vmap(lambda v, m, xb: model.apply(v, xb, m), in_axes=in_axes)
+        if mesh is not None:
+            apply = sharding.map_rows(apply, mesh, split=(stacked, True, False))
+        _PREDICT_CACHE[key] = (model, jax.jit(apply))
     return _PREDICT_CACHE[key][1]
 
 
@@ -130,6 +145,7 @@ def train_members(
     *,
     progress: Callable[[int, np.ndarray], None] | None = None,
     start: Any = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> TrainResult:
     """Train M members, each under its fixed mask, on one task's data.
 
@@ -142,6 +158,9 @@ def train_members(
       progress: called after every epoch with `(epoch, val_metric f32[M])`.
       start: optional per-member starting variables stacked on axis M (for
         example with recalibrated BatchNorm statistics); default `variables`.
+      mesh: splits the members over the mesh's devices; M is padded to a
+        multiple of the device count with copies of member 0, and the padding
+        is dropped from the result. The training batches are replicated.
 
     Pruned entries are zeroed at the start and their updates masked, so they stay
     zero. Every member keeps its best-validation variables; one that diverges
@@ -149,6 +168,11 @@ def train_members(
     """
     masks = jnp.asarray(masks)
     num_members = masks.shape[0]
+    requested = num_members
+    if mesh is not None:
+        num_members = sharding.padded_size(requested, mesh)
+        start = stack_members(variables, requested) if start is None else start
+        masks, start = sharding.pad_rows((masks, start), num_members)
     x_train, y_train = train
     steps_per_epoch = max(len(x_train) // settings.batch_size, 1)
     optimizer = make_optimizer(settings, steps_per_epoch)
@@ -159,9 +183,11 @@ def train_members(
     members = dict(members, params=jax.tree.map(lambda p, m: p * m.astype(p.dtype), members["params"], param_masks))
     opt_state = jax.vmap(optimizer.init)(members["params"])
 
-    step = _train_step_fn(model, heads, optimizer)
+    step = _train_step_fn(model, heads, optimizer, mesh)
+    if mesh is not None:
+        members, opt_state, masks, param_masks = sharding.shard_rows(mesh, (members, opt_state, masks, param_masks))
     best = members
-    best_metric = evaluate_members(model, members, masks, heads, task_id, *val)
+    best_metric = evaluate_members(model, members, masks, heads, task_id, *val, mesh=mesh)
     history = [best_metric]
     best_epoch = np.zeros(num_members, np.int32)
     diverged = np.zeros(num_members, bool)
@@ -172,31 +198,34 @@ def train_members(
         losses = []
         for i in range(steps_per_epoch):
             idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
-            members, opt_state, loss = step(
-                members, opt_state, masks, param_masks, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]), task_id
-            )
+            batch = (jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
+            if mesh is not None:
+                batch = sharding.replicate(mesh, batch)
+            members, opt_state, loss = step(members, opt_state, masks, param_masks, *batch, task_id)
             losses.append(loss)
         epoch_losses = np.asarray(jnp.stack(losses))
         diverged |= ~np.all(np.isfinite(epoch_losses), axis=0)
 
-        metric = evaluate_members(model, members, masks, heads, task_id, *val)
+        metric = evaluate_members(model, members, masks, heads, task_id, *val, mesh=mesh)
         history.append(metric)
         finite = np.isfinite(metric) & ~diverged
         improved = finite & ((metric > best_metric) if larger else (metric < best_metric))
         improved |= finite & ~np.isfinite(best_metric)
         if improved.any():
-            pick = jnp.asarray(improved)
+            pick = jnp.asarray(improved) if mesh is None else sharding.shard_rows(mesh, improved)
             best = jax.tree.map(lambda new, old: _select(pick, new, old), members, best)
             best_metric = np.where(improved, metric, best_metric)
             best_epoch = np.where(improved, epoch, best_epoch)
         if diverged.any():
             # Restart diverged members from their best variables so NaNs never persist.
-            reset = jnp.asarray(diverged)
+            reset = jnp.asarray(diverged) if mesh is None else sharding.shard_rows(mesh, diverged)
             members = jax.tree.map(lambda b, m: _select(reset, b, m), best, members)
         if progress is not None:
             progress(epoch, metric)
 
-    return TrainResult(best, best_epoch, np.stack(history), diverged)
+    if mesh is not None:
+        best = jax.tree.map(lambda v: v[:requested], sharding.gather_rows(mesh, best))
+    return TrainResult(best, best_epoch[:requested], np.stack(history)[:, :requested], diverged[:requested])
 
 
 def _select(pick: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
@@ -206,8 +235,8 @@ def _select(pick: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
 _STEP_CACHE: dict = {}
 
 
-def _train_step_fn(model: MaskedModel, heads: TaskHeads, optimizer: optax.GradientTransformation):
-    cache_key = (id(model), id(heads), id(optimizer))
+def _train_step_fn(model: MaskedModel, heads: TaskHeads, optimizer: optax.GradientTransformation, mesh=None):
+    cache_key = (id(model), id(heads), id(optimizer), mesh)
     if cache_key in _STEP_CACHE:
         return _STEP_CACHE[cache_key][1]
 
@@ -223,6 +252,10 @@ def _train_step_fn(model: MaskedModel, heads: TaskHeads, optimizer: optax.Gradie
         params = optax.apply_updates(variables["params"], step_updates)
         return dict(variables, params=params, **updates), opt_state, loss
 
-    step = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, None, None)), static_argnums=())
+    step = jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, None, None))
+    if mesh is not None:
+        # Members and optimizer states stay split between steps; losses are gathered.
+        step = sharding.map_rows(step, mesh, split=(True, True, True, True, False, False, False), gather=(False, False, True))
+    step = jax.jit(step)
     _STEP_CACHE[cache_key] = ((model, heads, optimizer), step)
     return step
