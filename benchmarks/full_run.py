@@ -2,10 +2,10 @@
 
 Runs the stages of `sosjax.pipeline.run` one by one on a fresh workdir and
 prints the wall time of each. The last line gives the time of evolution plus
-fine-tuning, the evaluations per second of the evolution stage (compile
-included, so this is what a user waits for), and the ratio of the paper's
-reported time for one MO-MFEA run on MNIST (about 8 hours on one RTX 3090,
-Choong et al., "Jack and Masters of All Trades") to this time.
+fine-tuning and the evaluations per second of the evolution stage. Compile
+time is included, because a user waits for it too. It ends with the ratio of
+the time that Choong et al., "Jack and Masters of All Trades", report for one
+MO-MFEA run on MNIST (about 8 hours on one RTX 3090) to this time.
 
 Run: `python benchmarks/full_run.py --workdir DIR [--config FILE[:ARG]] [--config.FIELD=VALUE ...]`
 """
