@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", default=os.path.join("runs", "digits"), help="run folder (default: runs/digits)")
     run.add_argument("--force", action="store_true", help="continue a workdir whose config.json differs from this config")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--devices", type=int, default=None,
+                     help="devices to split the population over: 0 for all, N for the first N (default: the config's devices field)")
 
     select = commands.add_parser("select", help="print the best member of a task within a size budget, as JSON")
     select.add_argument("--workdir", required=True, help="run folder written by `sosjax run`")
@@ -90,6 +92,13 @@ def _dispatch(args, overrides) -> int:
         from sosjax.report import summary_lines
         from sosjax.io import read_json
 
+        from sosjax.sharding import initialize_distributed
+
+        # Starts the multi-host runtime when the environment describes one; it
+        # must run before any JAX computation.
+        initialize_distributed()
+        if args.devices is not None:
+            overrides = overrides + [f"--config.devices={args.devices}"]
         config = load_config(args.config, overrides)
         path = run(config, args.workdir, force=args.force, progress=not args.no_progress)
         for line in summary_lines(read_json(path)):

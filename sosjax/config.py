@@ -29,6 +29,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     # Seed of the whole run: splits, JAT initialisation, evolution, fine-tuning.
     c.seed = 0
+    # Devices that candidates and fine-tuned members are split over: 0 is every
+    # device of every process, N the first N. Results do not depend on it.
+    c.devices = 0
 
     c.data = ml_collections.ConfigDict()
     # Dataset: digits | mnist | fashion_mnist | cifar10 | beijing | nycweather.
@@ -234,6 +237,7 @@ def _is_int(value: Any) -> bool:
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raise ConfigError naming the first invalid field, its value and the accepted range."""
     _check(_is_int(config.seed) and config.seed >= 0, "seed", config.seed, "an integer >= 0")
+    _check(_is_int(config.devices) and config.devices >= 0, "devices", config.devices, "an integer >= 0 (0 uses every device)")
 
     data = config.data
     _check(data.name in ("digits", "mnist", "fashion_mnist", "cifar10", "beijing", "nycweather"), "data.name", data.name,
@@ -313,11 +317,21 @@ def config_to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
 
 
+#: Fields that change where a run computes but not what it computes, so a run
+#: folder may be resumed with other values of them.
+PLACEMENT_FIELDS = ("devices",)
+
+
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """List the dotted field names whose values differ between two config dicts."""
+    """List the dotted field names whose values differ between two config dicts.
+
+    `PLACEMENT_FIELDS` are not compared.
+    """
     fields = []
     for key in sorted(set(saved) | set(current)):
         name = f"{prefix}{key}"
+        if name in PLACEMENT_FIELDS:
+            continue
         a, b = saved.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             fields.extend(config_differences(a, b, name + "."))

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sosjax import sharding
 from sosjax.models.base import MaskedModel
 
 
@@ -61,6 +62,7 @@ def make_evaluate(
     size_objective: str = "params",
     batch_stats: str = "batch",
     chunk_size: int = 0,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> Callable:
     """Build `evaluate(variables, masks, task_ids, xs, ys) -> f32[N, 2]`.
 
@@ -75,6 +77,9 @@ def make_evaluate(
     or ‖mask‖₁/D), column 1 the task loss. The forward pass is vmapped over
     candidates and, with `chunk_size > 0`, run chunk by chunk under `lax.map`
     to bound memory; N must then be a multiple of `chunk_size` or is padded.
+    With a `mesh`, the candidates are split over its devices (N padded to a
+    multiple of the device count), each device evaluates its slice, chunked as
+    above, and the objectives are gathered on every device.
     """
     full_params = model.num_params(None)
 
@@ -104,4 +109,14 @@ def make_evaluate(
         out = jax.lax.map(lambda c: batched(variables, c[0], c[1], xs, ys), chunks)
         return out.reshape(padded, 2)[:n]
 
-    return evaluate
+    if mesh is None:
+        return evaluate
+    on_devices = sharding.map_rows(evaluate, mesh, split=(False, True, True, False, False))
+
+    def evaluate_sharded(variables, masks, task_ids, xs, ys):
+        n = masks.shape[0]
+        size = sharding.padded_size(n, mesh)
+        masks, task_ids = sharding.pad_rows((masks, task_ids), size)
+        return on_devices(variables, masks, task_ids, xs, ys)[:n]
+
+    return evaluate_sharded

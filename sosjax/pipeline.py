@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from sosjax import evolution, export, report
+from sosjax import evolution, export, report, sharding
 from sosjax.checkpoint import Checkpoints
 from sosjax.config import config_differences, config_to_json
 from sosjax.data.tasks import MultiTaskData
@@ -49,6 +49,8 @@ class RunContext:
     model: MaskedModel
     heads: TaskHeads
     progress: bool = True
+    #: Devices that candidates and fine-tuned members are split over.
+    mesh: jax.sharding.Mesh | None = None
 
 
 def run(config, workdir: str, *, force: bool = False, progress: bool = True) -> str:
@@ -164,7 +166,8 @@ def task_heads(data: MultiTaskData) -> TaskHeads:
 def build_context(config, workdir: str, *, progress: bool = True) -> RunContext:
     data = load_data(config)
     model = build_model(config, data)
-    return RunContext(config, workdir, data, model, task_heads(data), progress)
+    mesh = sharding.population_mesh(config.get("devices", 0))
+    return RunContext(config, workdir, data, model, task_heads(data), progress, mesh)
 
 
 def metric_name(heads: TaskHeads) -> str:
@@ -256,9 +259,12 @@ def evolve_stage(context: RunContext, jat: dict):
         size_objective=settings.size_objective,
         batch_stats=settings.batch_stats if model.has_batch_stats else "running",
         chunk_size=settings.chunk_size,
+        mesh=context.mesh,
     )
     batches = draw_fitness_batches(data, settings.fitness_batch_size, settings.num_fitness_batches, config.seed)
     xs, ys = jnp.asarray(batches.xs), jnp.asarray(batches.ys)
+    if context.mesh is not None:
+        jat, xs, ys = sharding.replicate(context.mesh, (jat, xs, ys))
     key = jax.random.fold_in(jax.random.key(config.seed), 2)
     init_key, run_key = jax.random.split(key)
 
@@ -453,24 +459,25 @@ def finetune_stage(context: RunContext, jat: dict, fronts: dict[str, Front]) -> 
     return tuned
 
 
-def members_per_call(config) -> int:
-    """Members trained together in one vmapped program.
+def members_per_call(config, mesh=None) -> int:
+    """Members trained together in one vmapped program (0 means all).
 
-    On the CPU, vmapping convolutions over members with different weights
-    lowers to grouped convolutions that XLA runs far slower than one member at
-    a time (measured 2.5× slower than a loop for 10 ResNet-18 members), so
-    `finetune.members_per_call = 0` means 1 there and all members elsewhere.
+    On one CPU device, vmapping convolutions over members with different
+    weights lowers to grouped convolutions that XLA runs far slower than one
+    member at a time (measured 2.5× slower than a loop for 10 ResNet-18
+    members), so `finetune.members_per_call = 0` means 1 there, and all members
+    on accelerators or when a mesh splits the members over devices.
     """
     chosen = config.finetune.members_per_call
     if chosen:
         return chosen
-    return 1 if jax.default_backend() == "cpu" else 0
+    return 1 if jax.default_backend() == "cpu" and mesh is None else 0
 
 
 def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, settings: TrainSettings) -> TunedTask:
     config, model, heads, task = context.config, context.model, context.heads, context.data.tasks[k]
     count = len(chosen)
-    group = members_per_call(config) or max(config.finetune.max_members or config.evolution.pop_size, count)
+    group = members_per_call(config, context.mesh) or max(config.finetune.max_members or config.evolution.pop_size, count)
 
     # Every group has the same number of members (the last one repeated as
     # padding) so that all groups and tasks share one compiled training step.
@@ -488,14 +495,14 @@ def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, s
     for first in range(0, slots, group):
         group_masks = masks[first : first + group]
         start = recalibrate(model, jat, group_masks, task.x_train, key) if model.has_batch_stats else _stack(jat, group)
-        before = evaluate_members(model, start, group_masks, heads, k, task.x_test, task.y_test)
+        before = evaluate_members(model, start, group_masks, heads, k, task.x_test, task.y_test, mesh=context.mesh)
         progress_checkpoints = Checkpoints(
             os.path.join(context.workdir, "checkpoints", "finetune_progress", task.name, f"members_{first}"), keep=2
         )
         result = train_members(model, jat, group_masks, heads, k, (task.x_train, task.y_train), (task.x_val, task.y_val),
                                settings, key, progress=on_epoch, start=start, checkpoints=progress_checkpoints,
-                               checkpoint_every=config.finetune.checkpoint_every)
-        after = evaluate_members(model, result.variables, group_masks, heads, k, task.x_test, task.y_test)
+                               checkpoint_every=config.finetune.checkpoint_every, mesh=context.mesh)
+        after = evaluate_members(model, result.variables, group_masks, heads, k, task.x_test, task.y_test, mesh=context.mesh)
         parts.append((result.variables, before, after, result.val_history))
     bar.close()
 

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sosjax import sharding
 from sosjax.checkpoint import Checkpoints
 from sosjax.fitness import TaskHeads, task_loss, task_metric
 from sosjax.models.base import MaskedModel
@@ -82,19 +83,30 @@ def evaluate_members(
     *,
     batch_size: int = 512,
     stacked: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> np.ndarray:
     """Return the metric `f32[M]` of each member on `(x, y)`, with running statistics.
 
     With `stacked=False` every member shares `variables` (the JAT under masks).
+    With a `mesh`, the members are split over its devices.
     """
-    outputs = predict_members(model, variables, masks, x, batch_size=batch_size, stacked=stacked)
+    outputs = predict_members(model, variables, masks, x, batch_size=batch_size, stacked=stacked, mesh=mesh)
     targets = jnp.asarray(y)
     return np.asarray(jax.vmap(lambda o: task_metric(heads, o, targets, task_id))(outputs))
 
 
-def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True) -> jax.Array:
-    """Return outputs `[M, n, ...]` of every member on `x`, computed in batches."""
-    apply = _predict_fn(model, stacked)
+def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True, mesh=None) -> jax.Array:
+    """Return outputs `[M, n, ...]` of every member on `x`, computed in batches.
+
+    With a `mesh`, the members are split over its devices (M padded to a
+    multiple of the device count) and the outputs gathered on every device.
+    """
+    apply = _predict_fn(model, stacked, mesh)
+    count_members = masks.shape[0]
+    if mesh is not None:
+        size = sharding.padded_size(count_members, mesh)
+        masks = sharding.shard_rows(mesh, sharding.pad_rows(jnp.asarray(masks), size))
+        variables = sharding.shard_rows(mesh, sharding.pad_rows(variables, size)) if stacked else sharding.replicate(mesh, variables)
     batch_size = min(batch_size, len(x))
     pieces = []
     for i in range(0, len(x), batch_size):
@@ -103,18 +115,21 @@ def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True)
         if count < batch_size:
             # Pad the last chunk so every call has one shape and compiles once.
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - count, axis=0)])
-        pieces.append(apply(variables, masks, jnp.asarray(chunk))[:, :count])
+        pieces.append(apply(variables, masks, jnp.asarray(chunk))[:count_members, :count])
     return jnp.concatenate(pieces, axis=1)
 
 
 _PREDICT_CACHE: dict = {}
 
 
-def _predict_fn(model, stacked):
-    key = (id(model), stacked)
+def _predict_fn(model, stacked, mesh=None):
+    key = (id(model), stacked, mesh)
     if key not in _PREDICT_CACHE:
         in_axes = (0 if stacked else None, 0, None)
-        _PREDICT_CACHE[key] = (model, jax.jit(jax.vmap(lambda v, m, xb: model.apply(v, xb, m), in_axes=in_axes)))
+        apply = jax.vmap(lambda v, m, xb: model.apply(v, xb, m), in_axes=in_axes)
+        if mesh is not None:
+            apply = sharding.map_rows(apply, mesh, split=(stacked, True, False))
+        _PREDICT_CACHE[key] = (model, jax.jit(apply))
     return _PREDICT_CACHE[key][1]
 
 
@@ -133,6 +148,7 @@ def train_members(
     start: Any = None,
     checkpoints: Checkpoints | None = None,
     checkpoint_every: int = 1,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> TrainResult:
     """Train M members, each under its fixed mask, on one task's data.
 
@@ -148,6 +164,9 @@ def train_members(
         example with recalibrated BatchNorm statistics); default `variables`.
       checkpoints: where to save the loop's state every `checkpoint_every`
         epochs and on Ctrl-C; training resumes from its newest readable step.
+      mesh: splits the members over the mesh's devices; M is padded to a
+        multiple of the device count with copies of member 0, and the padding
+        is dropped from the result. The training batches are replicated.
 
     Pruned entries are zeroed at the start and their updates masked, so they stay
     zero. Every member keeps its best-validation variables; one that diverges
@@ -155,6 +174,11 @@ def train_members(
     """
     masks = jnp.asarray(masks)
     num_members = masks.shape[0]
+    requested = num_members
+    if mesh is not None:
+        num_members = sharding.padded_size(requested, mesh)
+        start = stack_members(variables, requested) if start is None else start
+        masks, start = sharding.pad_rows((masks, start), num_members)
     x_train, y_train = train
     steps_per_epoch = max(len(x_train) // settings.batch_size, 1)
     optimizer = make_optimizer(settings, steps_per_epoch)
@@ -164,7 +188,9 @@ def train_members(
     members = stack_members(variables, num_members) if start is None else start
     members = dict(members, params=jax.tree.map(lambda p, m: p * m.astype(p.dtype), members["params"], param_masks))
     opt_state = jax.vmap(optimizer.init)(members["params"])
-    metric = evaluate_members(model, members, masks, heads, task_id, *val)
+    if mesh is not None:
+        members, opt_state, masks, param_masks = sharding.shard_rows(mesh, (members, opt_state, masks, param_masks))
+    metric = evaluate_members(model, members, masks, heads, task_id, *val, mesh=mesh)
     loop = {
         "epoch": np.int32(0),
         "members": members,
@@ -182,39 +208,45 @@ def train_members(
             loop = jax.tree.map(lambda v: v, restored[1])
             loop = dict(loop, **{name: np.asarray(loop[name]) for name in ("epoch", "best_metric", "best_epoch", "diverged", "history")})
 
-    step = _train_step_fn(model, heads, optimizer)
+    step = _train_step_fn(model, heads, optimizer, mesh)
     epoch = int(loop["epoch"])
     try:
         while epoch < settings.epochs:
             epoch += 1
             loop = _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x_train, y_train, val,
-                                settings, steps_per_epoch, jax.random.fold_in(key, epoch), larger)
+                                settings, steps_per_epoch, jax.random.fold_in(key, epoch), larger, mesh)
             if checkpoints is not None and (epoch % checkpoint_every == 0 or epoch == settings.epochs):
                 checkpoints.save(epoch, loop)
             if progress is not None:
-                progress(epoch, loop["history"][epoch])
+                progress(epoch, loop["history"][epoch][:requested])
     except KeyboardInterrupt:
         # `loop` holds the last finished epoch: save it so the run resumes there.
         if checkpoints is not None and int(loop["epoch"]) > 0:
             checkpoints.save(int(loop["epoch"]), loop)
         raise
 
-    return TrainResult(loop["best"], loop["best_epoch"], loop["history"], loop["diverged"])
+    best = loop["best"]
+    if mesh is not None:
+        best = jax.tree.map(lambda v: v[:requested], sharding.gather_rows(mesh, best))
+    return TrainResult(best, loop["best_epoch"][:requested], loop["history"][:, :requested], loop["diverged"][:requested])
 
 
 def _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x_train, y_train, val, settings,
-                 steps_per_epoch, shuffle_key, larger) -> dict:
+                 steps_per_epoch, shuffle_key, larger, mesh=None) -> dict:
     """Run one epoch and return the new loop state; `loop` itself is not changed."""
     members, opt_state = loop["members"], loop["opt_state"]
     order = np.asarray(jax.random.permutation(shuffle_key, len(x_train)))
     losses = []
     for i in range(steps_per_epoch):
         idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
-        members, opt_state, loss = step(members, opt_state, masks, param_masks, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]), task_id)
+        batch = (jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
+        if mesh is not None:
+            batch = sharding.replicate(mesh, batch)
+        members, opt_state, loss = step(members, opt_state, masks, param_masks, *batch, task_id)
         losses.append(loss)
     diverged = loop["diverged"] | ~np.all(np.isfinite(np.asarray(jnp.stack(losses))), axis=0)
 
-    metric = evaluate_members(model, members, masks, heads, task_id, *val)
+    metric = evaluate_members(model, members, masks, heads, task_id, *val, mesh=mesh)
     history = loop["history"].copy()
     history[epoch] = metric
     best_metric, best_epoch, best = loop["best_metric"], loop["best_epoch"], loop["best"]
@@ -222,13 +254,13 @@ def _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x
     improved = finite & ((metric > best_metric) if larger else (metric < best_metric))
     improved |= finite & ~np.isfinite(best_metric)
     if improved.any():
-        pick = jnp.asarray(improved)
+        pick = jnp.asarray(improved) if mesh is None else sharding.shard_rows(mesh, improved)
         best = jax.tree.map(lambda new, old: _select(pick, new, old), members, best)
         best_metric = np.where(improved, metric, best_metric).astype(np.float32)
         best_epoch = np.where(improved, epoch, best_epoch).astype(np.int32)
     if diverged.any():
         # Restart diverged members from their best variables so NaNs never persist.
-        reset = jnp.asarray(diverged)
+        reset = jnp.asarray(diverged) if mesh is None else sharding.shard_rows(mesh, diverged)
         members = jax.tree.map(lambda b, m: _select(reset, b, m), best, members)
     return {
         "epoch": np.int32(epoch),
@@ -249,8 +281,8 @@ def _select(pick: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
 _STEP_CACHE: dict = {}
 
 
-def _train_step_fn(model: MaskedModel, heads: TaskHeads, optimizer: optax.GradientTransformation):
-    cache_key = (id(model), id(heads), id(optimizer))
+def _train_step_fn(model: MaskedModel, heads: TaskHeads, optimizer: optax.GradientTransformation, mesh=None):
+    cache_key = (id(model), id(heads), id(optimizer), mesh)
     if cache_key in _STEP_CACHE:
         return _STEP_CACHE[cache_key][1]
 
@@ -266,6 +298,10 @@ def _train_step_fn(model: MaskedModel, heads: TaskHeads, optimizer: optax.Gradie
         params = optax.apply_updates(variables["params"], step_updates)
         return dict(variables, params=params, **updates), opt_state, loss
 
-    step = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, None, None)), static_argnums=())
+    step = jax.vmap(member_step, in_axes=(0, 0, 0, 0, None, None, None))
+    if mesh is not None:
+        # Members and optimizer states stay split between steps; losses are gathered.
+        step = sharding.map_rows(step, mesh, split=(True, True, True, True, False, False, False), gather=(False, False, True))
+    step = jax.jit(step)
     _STEP_CACHE[cache_key] = ((model, heads, optimizer), step)
     return step
