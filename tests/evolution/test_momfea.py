@@ -229,6 +229,7 @@ def test_same_key_same_run_and_different_key_different_run():
     assert not np.array_equal(np.asarray(first.masks), np.asarray(other.masks))
 
 
+@pytest.mark.slow
 def test_loop_scan_and_vmap_over_seeds_and_rmp_agree():
     params = STRATEGY.default_params
     seeds = jax.random.split(jax.random.key(14), 3)
