@@ -219,7 +219,7 @@ def test_nonfinite_objectives_never_survive_over_finite():
     assert np.all(np.isfinite(np.asarray(metrics["hypervolume"])))
 
 
-def test_same_key_same_run_and_different_key_different_run():
+def test_run_deterministic_per_key():
     params = STRATEGY.default_params
     first, first_metrics = _run(jax.random.key(12), params, 5)
     again, again_metrics = _run(jax.random.key(12), params, 5)
@@ -230,7 +230,7 @@ def test_same_key_same_run_and_different_key_different_run():
 
 
 @pytest.mark.slow
-def test_loop_scan_and_vmap_over_seeds_and_rmp_agree():
+def test_loop_scan_vmap_agree():
     params = STRATEGY.default_params
     seeds = jax.random.split(jax.random.key(14), 3)
     scanned, scanned_metrics = _run(seeds[1], params, 5)
