@@ -49,6 +49,8 @@ class RunContext:
     model: MaskedModel
     heads: TaskHeads
     progress: bool = True
+    #: The translation domain's bitext, tokenizer and JAT (`sosjax.translation.domain`); None otherwise.
+    translation: Any = None
 
 
 def run(config, workdir: str, *, force: bool = False, progress: bool = True) -> str:
@@ -156,13 +158,42 @@ def task_heads(data: MultiTaskData) -> TaskHeads:
 
 
 def build_context(config, workdir: str, *, progress: bool = True) -> RunContext:
+    if config.data.name == "wmt19":
+        # The tokenizer that encodes the data comes with the JAT, which may be
+        # pretrained into the workdir first: data, model and JAT come together.
+        from sosjax.translation.domain import build_translation
+
+        domain = build_translation(config, workdir)
+        return RunContext(config, workdir, domain.data, domain.model, TaskHeads("translation"), progress, domain)
     data = load_data(config)
     model = build_model(config, data)
     return RunContext(config, workdir, data, model, task_heads(data), progress)
 
 
 def metric_name(heads: TaskHeads) -> str:
-    return "accuracy" if heads.kind == "classification" else "rmse"
+    """The test metric's name."""
+    return {"classification": "accuracy", "translation": "bleu"}.get(heads.kind, "rmse")
+
+
+def validation_metric_name(heads: TaskHeads) -> str:
+    """The metric that picks each member's best epoch; translation uses NLL, not BLEU."""
+    return "nll" if heads.kind == "translation" else metric_name(heads)
+
+
+def test_metrics(context: RunContext, variables, masks: np.ndarray, k: int, *, stacked: bool = True,
+                 count: int | None = None) -> np.ndarray:
+    """The test metric `f32[count]` of the first `count` (default all M) members
+    on task k: BLEU of decoded translations for translation, `evaluate_members`
+    otherwise (which scores all M in one compiled call)."""
+    count = len(masks) if count is None else count
+    if context.translation is not None:
+        from sosjax.translation.domain import test_bleu
+
+        variables = jax.tree.map(lambda v: v[:count], variables) if stacked else variables
+        return test_bleu(context.translation, variables, masks[:count], k, stacked=stacked)
+    task = context.data.tasks[k]
+    metric = evaluate_members(context.model, variables, masks, context.heads, k, task.x_test, task.y_test, stacked=stacked)
+    return metric[:count]
 
 
 # Pretraining ---------------------------------------------------------------
@@ -178,10 +209,12 @@ def union_split(data: MultiTaskData, split: str) -> tuple[np.ndarray, np.ndarray
 def pretrain_stage(context: RunContext) -> dict:
     """Pretrain the JAT on the union of the tasks' training data, or load it."""
     config, model, data = context.config, context.model, context.data
+    if context.translation is not None:
+        return context.translation.variables  # loaded, or pretrained with its tokenizer, by build_context
     checkpoints = Checkpoints(os.path.join(context.workdir, "checkpoints", "jat"), keep=1)
     key = jax.random.key(config.seed)
     init_key, train_key = jax.random.split(key)
-    example = jnp.asarray(data.tasks[0].x_train[:2])
+    example = jax.tree.map(lambda x: jnp.asarray(x[:2]), data.tasks[0].x_train)
     variables = model.init(init_key, example)
 
     restored = checkpoints.restore_latest(variables)
@@ -241,7 +274,7 @@ def evolve_stage(context: RunContext, jat: dict):
         chunk_size=settings.chunk_size,
     )
     batches = draw_fitness_batches(data, settings.fitness_batch_size, settings.num_fitness_batches, config.seed)
-    xs, ys = jnp.asarray(batches.xs), jnp.asarray(batches.ys)
+    xs, ys = jax.tree.map(jnp.asarray, batches.xs), jnp.asarray(batches.ys)
     key = jax.random.fold_in(jax.random.key(config.seed), 2)
     init_key, run_key = jax.random.split(key)
 
@@ -412,6 +445,7 @@ def finetune_stage(context: RunContext, jat: dict, fronts: dict[str, Front]) -> 
         decay=config.finetune.decay,
         optimizer=config.finetune.optimizer,
         weight_decay=config.finetune.weight_decay,
+        patience=config.finetune.patience,
     )
     tuned = {}
     for k, task in enumerate(context.data.tasks):
@@ -447,20 +481,20 @@ def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, s
 
     key = jax.random.fold_in(jax.random.key(config.seed), 100 + k)
     start = recalibrate(model, jat, masks, task.x_train, key) if model.has_batch_stats else _stack(jat, slots)
-    before = evaluate_members(model, start, masks, heads, k, task.x_test, task.y_test)
+    before = test_metrics(context, start, masks, k, count=count)
     bar = tqdm(total=settings.epochs, desc=f"fine-tune {task.name} ({count} members)", unit="epoch", disable=not context.progress)
 
     def on_epoch(epoch, metric):
         best = np.nanmax(metric[:count]) if heads.kind == "classification" else np.nanmin(metric[:count])
         bar.update(1)
-        bar.set_postfix({f"best val {metric_name(heads)}": f"{best:.4f}"})
+        bar.set_postfix({f"best val {validation_metric_name(heads)}": f"{best:.4f}"})
 
     progress_checkpoints = Checkpoints(os.path.join(context.workdir, "checkpoints", "finetune_progress", task.name), keep=2)
     result = train_members(model, jat, masks, heads, k, (task.x_train, task.y_train), (task.x_val, task.y_val),
                            settings, key, progress=on_epoch, start=start, checkpoints=progress_checkpoints,
                            checkpoint_every=config.finetune.checkpoint_every)
     bar.close()
-    after = evaluate_members(model, result.variables, masks, heads, k, task.x_test, task.y_test)
+    after = test_metrics(context, result.variables, masks, k, count=count)
     return TunedTask(
         masks=chosen,
         variables=jax.tree.map(lambda v: v[:count], result.variables),
@@ -508,7 +542,12 @@ def export_stage(context: RunContext, jat: dict, fronts: dict[str, Front], tuned
     model, data, heads = context.model, context.data, context.heads
     jat_metrics = {}
     for k, task in enumerate(data.tasks):
-        value = evaluate_members(model, jat, np.ones((1, model.num_dims), bool), heads, k, task.x_test, task.y_test, stacked=False)
+        value = test_metrics(context, jat, np.ones((1, model.num_dims), bool), k, stacked=False)
         jat_metrics[task.name] = float(value[0])
+    extra = None
+    if context.translation is not None:
+        from sosjax.translation.domain import export_tokenizer
+
+        extra = {"translation": export_tokenizer(context.translation, context.workdir)}
     return export.write_set_of_sets(context.workdir, model, jat, jat_metrics, tuned, metric_name(heads),
-                                    tuple(context.config.export.dtypes), target_unit=data.target_unit)
+                                    tuple(context.config.export.dtypes), target_unit=data.target_unit, extra=extra)
