@@ -1,6 +1,7 @@
 """Translation: M2M100 specialists for German→English and Czech→English (WMT19).
 
-The paper's run loads the 418M-parameter M2M100 as the JAT from a local Hugging
+The run of Choong et al., "Jack and Masters of All Trades: One-Pass Learning of
+a Set of Model Sets from Foundation AI Models", loads the 418M-parameter M2M100 as the JAT from a local Hugging
 Face folder (`config.json`, `model.safetensors` or `pytorch_model.bin`,
 `sentencepiece.bpe.model`, `vocab.json`), evolves Γ = 20 head masks per task
 for 120 generations with the NLL of a training batch as the loss objective,
@@ -32,8 +33,8 @@ def get_config(arg=None):
 
     config.data.name = "wmt19"
     config.data.source = "auto"
-    # NOTE: the paper does not state how many of WMT19's millions of training
-    # pairs it fine-tuned on; this cap keeps 200 epochs affordable.
+    # NOTE: Choong et al. do not state how many of WMT19's millions of training
+    # pairs they fine-tuned on. This cap keeps 200 epochs affordable.
     config.data.max_train_per_task = 10_000
     config.data.max_test_per_task = 2_000
     config.translation.pairs = ("de-en", "cs-en")
@@ -44,8 +45,8 @@ def get_config(arg=None):
     config.translation.eval_batch_size = 32
 
     # Masks on attention heads only, one bit per head: D = (12 + 2 × 12) × 16
-    # = 576 for the 418M model. NOTE: the paper's D = 67,584 counts rows of the
-    # attention projections; the port masks whole heads.
+    # = 576 for the 418M model. NOTE: Choong et al. report D = 67,584 for that
+    # model, a finer granularity than whole heads, which the port does not offer.
     config.model.name = "m2m100"
     config.model.granularity = 1
     config.model.min_active = 1

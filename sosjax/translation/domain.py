@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Files of a Hugging Face M2M100 folder that make up its tokenizer.
 TOKENIZER_FILES = ("sentencepiece.bpe.model", "vocab.json", "tokenizer_config.json", "special_tokens_map.json")
-#: Where a run pretrains its own JAT when `config.pretrain.checkpoint` is None.
+#: Folder, inside the workdir, of the JAT that a run pretrains when `config.pretrain.checkpoint` is None.
 JAT_FOLDER = "jat"
 MODEL_INPUTS = ("input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask")
 
@@ -87,8 +87,8 @@ def load_bitext(config) -> tuple[TranslationTask, ...]:
     """Read every pair of `config.translation.pairs`, capped by `config.data`'s per-task limits.
 
     `data.source = "text"` reads `{train,validation,test}.{src,tgt}` files from
-    `data.path/<pair>/` (or from `data.path` itself); `"tfds"` reads a prepared
-    TFDS `wmt19_translate/<pair>` under `data.path`; `"auto"` uses the files
+    `data.path/<pair>/` or from `data.path` itself. `"tfds"` reads a prepared
+    TFDS `wmt19_translate/<pair>` under `data.path`. `"auto"` uses the files
     when they exist and TFDS otherwise.
     """
     data = config.data
@@ -106,7 +106,7 @@ def load_bitext(config) -> tuple[TranslationTask, ...]:
         elif data.source in ("tfds", "auto"):
             task = load_wmt19(pair, data_dir=data.path, max_pairs=data.max_train_per_task)
         else:
-            raise ValueError(f"data.source = {data.source!r} cannot read translation data; use auto, text or tfds.")
+            raise ValueError(f"Invalid data.source = {data.source!r} for translation data; use auto, text or tfds.")
         tasks.append(_cap(task, data.max_train_per_task, data.max_test_per_task))
     return tuple(tasks)
 
@@ -123,13 +123,13 @@ def _text_folder(path: str | None, pair: str, source_lang: str) -> str | None:
 def _cap(task: TranslationTask, max_train: int | None, max_test: int | None) -> TranslationTask:
     for name, split in (("train", task.train), ("validation", task.validation), ("test", task.test)):
         if not split:
-            raise ValueError(f"Task {task.name} has no {name} pairs.")
+            raise ValueError(f"Task {task.name} has no {name} pairs; add sentence pairs to its {name} split.")
     return dataclasses.replace(task, train=task.train[:max_train], validation=task.validation[:max_test],
                                test=task.test[:max_test])
 
 
 def jat_folder(config, workdir: str, tasks) -> str:
-    """The JAT's Hugging Face folder: `config.pretrain.checkpoint`, or `<workdir>/jat`,
+    """Return the JAT's Hugging Face folder: `config.pretrain.checkpoint`, or `<workdir>/jat`,
     pretrained there on the tasks' training pairs unless an earlier run did it."""
     if config.pretrain.checkpoint:
         return config.pretrain.checkpoint
@@ -178,7 +178,7 @@ def _encode_task(tokenizer, task: TranslationTask, settings, decoder_start_token
 
 
 def test_bleu(domain: TranslationDomain, variables, masks, task_index: int, *, stacked: bool = True) -> np.ndarray:
-    """Corpus BLEU `f32[M]` of each member on task `task_index`'s test pairs.
+    """Return the corpus BLEU `f32[M]` of each member on task `task_index`'s test pairs.
 
     Args:
       variables: stacked on a leading axis M, or shared with `stacked=False`.

@@ -15,7 +15,7 @@ from sosjax.translation.bleu import bleu, translate
 
 def members_nll(model, variables, masks, x: dict, labels: np.ndarray, *, batch_size: int = 64,
                 stacked: bool = True) -> np.ndarray:
-    """NLL per target token `f32[M]` of each member over all of `(x, labels)`.
+    """Return the NLL per target token `f32[M]` of each member over all of `(x, labels)`.
 
     Args:
       variables: stacked on a leading axis M, or shared by every member with `stacked=False`.
@@ -28,7 +28,7 @@ def members_nll(model, variables, masks, x: dict, labels: np.ndarray, *, batch_s
     sums = _nll_sums_fn(model, stacked)
     total, tokens = np.zeros(len(masks), np.float64), 0
     for (chunk, count), (labels_chunk, _) in zip(padded_chunks(x, batch_size), padded_chunks(labels, batch_size)):
-        # Padding rows repeat a real row: drop their labels so they count nothing.
+        # Padding rows repeat a real row, so their labels are dropped and count nothing.
         labels_chunk = jnp.where(jnp.arange(labels_chunk.shape[0])[:, None] < count, labels_chunk, -100)
         total += np.asarray(sums(variables, jnp.asarray(masks), chunk, labels_chunk), np.float64)
         tokens += int(jnp.sum(labels_chunk >= 0))
@@ -49,7 +49,7 @@ def _nll_sums_fn(model, stacked: bool):
 
 def members_bleu(model, variables, masks, tokenizer, sources: Sequence[str], references: Sequence[str],
                  source_lang: str, target_lang: str, *, stacked: bool = True, **translate_options: Any) -> np.ndarray:
-    """Corpus BLEU `f32[M]` (sacrebleu) of each member's translations of `sources`.
+    """Return the corpus BLEU `f32[M]` (sacrebleu) of each member's translations of `sources`.
 
     Members are decoded one after another with the same jitted decoder: the
     mask is an argument of the compiled function, so M members compile once.

@@ -22,7 +22,7 @@ TASKS = ("de-en", "cs-en")
 
 def write_bitext(folder) -> None:
     """`<folder>/<pair>/{train,validation,test}.{src,en}`: 20 training pairs per
-    language, the test pairs taken from them so that the tiny JAT knows them."""
+    language, the test pairs taken from them so that the tiny JAT was trained on them."""
     for pair in TASKS:
         source_lang, target_lang = pair.split("-")
         pairs = sentence_pairs(source_lang)
@@ -50,7 +50,8 @@ def test_config_variants_load():
     paper = load_config("configs/wmt19_m2m100.py")
     assert (paper.evolution.pop_size, paper.evolution.generations) == (20, 120)
     assert paper.finetune.optimizer == "adafactor"
-    assert paper.finetune.epochs == 200 and paper.finetune.patience > 0
+    assert paper.finetune.epochs == 200
+    assert paper.finetune.patience > 0
     assert tuple(paper.translation.pairs) == TASKS
     assert load_config("configs/wmt19_m2m100.py:cpu").model.name == "m2m100"
 
@@ -92,8 +93,11 @@ def test_front_losses_are_token_nll(tiny_run):
         sizes, losses = front["objectives"][:, 0], front["objectives"][:, 1]
         assert np.all((sizes > 0) & (sizes <= 1))
         # NLL in nats per token: positive, and far below a uniform guess over the vocabulary.
-        assert np.all(losses > 0) and np.all(losses < np.log(88))
-        assert np.all(np.diff(sizes) >= 0) and np.all(np.diff(losses) <= 0)  # non-dominated, sorted by size
+        assert np.all(losses > 0)
+        assert np.all(losses < np.log(88))  # 80 pieces and 8 language tokens
+        # Non-dominated and sorted by size: losses fall as sizes grow.
+        assert np.all(np.diff(sizes) >= 0)
+        assert np.all(np.diff(losses) <= 0)
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ def small_model():
     return model, variables, masks
 
 
-def test_members_nll_is_the_corpus_mean_despite_padding(small_model):
+def test_members_nll_padded_corpus_mean(small_model):
     model, variables, masks = small_model
     x, labels = token_batch(1, 7)
     batch = {**x, "labels": labels}
@@ -57,7 +57,7 @@ def test_members_nll_is_the_corpus_mean_despite_padding(small_model):
 
 
 @pytest.mark.slow
-def test_adafactor_keeps_pruned_heads_at_zero_and_stops_early(small_model):
+def test_adafactor_pruned_zero_early_stop(small_model):
     model, variables, masks = small_model
     train = token_batch(2, 16)
     # Half seen pairs, half unrelated ones: memorizing the training pairs first
