@@ -40,6 +40,7 @@ def small_model():
     return model, variables, masks
 
 
+@pytest.mark.slow
 def test_members_nll_padded_corpus_mean(small_model):
     model, variables, masks = small_model
     x, labels = token_batch(1, 7)
