@@ -34,11 +34,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.devices = 0
 
     c.data = ml_collections.ConfigDict()
-    # Dataset: digits | mnist | fashion_mnist | cifar10 | beijing | nycweather.
+    # Dataset: digits | mnist | fashion_mnist | cifar10 | beijing | nycweather | wmt19.
     c.data.name = "digits"
     # Folder (or file) holding the data; None uses the dataset's default place.
     c.data.path = config_dict.placeholder(str)
-    # Loader: auto | tfds | idx | pickle (images); ignored for embedded data.
+    # Loader: auto | tfds | idx | pickle (images), auto | tfds | text (wmt19);
+    # ignored for embedded data.
     c.data.source = "auto"
     # Task preset (even_odd, animals_vehicles, clothing_footwear) or a dict
     # task name -> list of class names or indices.
@@ -61,14 +62,15 @@ def base_config() -> ml_collections.ConfigDict:
     # BiLSTM hidden units per direction and layers.
     c.model.hidden = 128
     c.model.layers = 2
-    # Adjacent units under one mask bit (sets D).
+    # Adjacent units under one mask bit (sets D); for m2m100, attention heads.
     c.model.granularity = 1
     # Groups every layer keeps at least.
     c.model.min_active = 1
 
     c.pretrain = ml_collections.ConfigDict()
-    # Local JAT checkpoint to load instead of pretraining: a sosjax model folder
-    # or a torchvision ResNet-18 state_dict (.pt, .pth or .safetensors).
+    # Local JAT checkpoint to load instead of pretraining: a sosjax model folder,
+    # a torchvision ResNet-18 state_dict (.pt, .pth or .safetensors), or for
+    # m2m100 a Hugging Face M2M100 folder with its tokenizer.
     c.pretrain.checkpoint = config_dict.placeholder(str)
     # Epochs over the union of all tasks' training data.
     c.pretrain.epochs = 30
@@ -111,12 +113,14 @@ def base_config() -> ml_collections.ConfigDict:
     # Epochs of fine-tuning per front member; 0 skips fine-tuning.
     c.finetune.epochs = 10
     c.finetune.batch_size = 64
-    # adam | adamw.
+    # adam | adamw | adafactor.
     c.finetune.optimizer = "adam"
     c.finetune.learning_rate = 5e-4
     # Learning-rate factor applied after every epoch.
     c.finetune.decay = 0.95
     c.finetune.weight_decay = 0.0
+    # Stop once no member's validation metric improved for this many epochs; 0 never stops early.
+    c.finetune.patience = 0
     # Members fine-tuned per task, spread evenly over the front by size; 0 is all.
     c.finetune.max_members = 0
     # Epochs between checkpoints of fine-tuning progress.
@@ -124,6 +128,27 @@ def base_config() -> ml_collections.ConfigDict:
     # Members trained together in one vmapped program; 0 picks 1 on the CPU
     # (where vmapping over different weights is slow) and all on accelerators.
     c.finetune.members_per_call = 0
+
+    c.translation = ml_collections.ConfigDict()
+    # Language pairs "source-target", one task each (data.name = wmt19).
+    c.translation.pairs = ("de-en", "cs-en")
+    # Tokens per source and per target sentence, language token and </s> included.
+    c.translation.source_length = 128
+    c.translation.target_length = 128
+    # Decoding for test BLEU: decoder length (start token included), beams
+    # (1 is greedy) and sentences per decoded batch.
+    c.translation.max_length = 128
+    c.translation.num_beams = 1
+    c.translation.eval_batch_size = 32
+    # The small JAT pretrained offline when pretrain.checkpoint is None (with
+    # pretrain.batch_size and pretrain.learning_rate, Adafactor): sentencepiece
+    # pieces, width, layers, heads per attention, feed-forward width, steps.
+    c.translation.pieces = 1000
+    c.translation.d_model = 64
+    c.translation.layers = 2
+    c.translation.heads = 4
+    c.translation.ffn_dim = 256
+    c.translation.pretrain_steps = 2000
 
     c.export = ml_collections.ConfigDict()
     # Float dtypes whose byte sizes the manifest reports.
@@ -240,8 +265,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(_is_int(config.devices) and config.devices >= 0, "devices", config.devices, "an integer >= 0 (0 uses every device)")
 
     data = config.data
-    _check(data.name in ("digits", "mnist", "fashion_mnist", "cifar10", "beijing", "nycweather"), "data.name", data.name,
-           "one of digits, mnist, fashion_mnist, cifar10, beijing, nycweather")
+    _check(data.name in ("digits", "mnist", "fashion_mnist", "cifar10", "beijing", "nycweather", "wmt19"), "data.name", data.name,
+           "one of digits, mnist, fashion_mnist, cifar10, beijing, nycweather, wmt19")
     _check(_is_number(data.val_fraction) and 0 < data.val_fraction <= 0.5, "data.val_fraction", data.val_fraction, "a number in (0, 0.5]")
     for field in ("max_train_per_task", "max_test_per_task"):
         value = data[field]
@@ -295,7 +320,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     finetune = config.finetune
     _check(_is_int(finetune.epochs) and finetune.epochs >= 0, "finetune.epochs", finetune.epochs, "an integer >= 0")
     _check(_is_int(finetune.batch_size) and finetune.batch_size >= 1, "finetune.batch_size", finetune.batch_size, "an integer >= 1")
-    _check(finetune.optimizer in ("adam", "adamw"), "finetune.optimizer", finetune.optimizer, "adam or adamw")
+    _check(finetune.optimizer in ("adam", "adamw", "adafactor"), "finetune.optimizer", finetune.optimizer, "adam, adamw or adafactor")
+    _check(_is_int(finetune.patience) and finetune.patience >= 0, "finetune.patience", finetune.patience,
+           "an integer >= 0 (0 never stops early)")
     _check(_is_number(finetune.learning_rate) and finetune.learning_rate > 0, "finetune.learning_rate", finetune.learning_rate, "a number > 0")
     _check(_is_number(finetune.decay) and 0 < finetune.decay <= 1, "finetune.decay", finetune.decay, "a number in (0, 1]")
     _check(_is_number(finetune.weight_decay) and finetune.weight_decay >= 0, "finetune.weight_decay", finetune.weight_decay, "a number >= 0")
@@ -307,9 +334,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check(_is_int(finetune.members_per_call) and finetune.members_per_call >= 0, "finetune.members_per_call",
            finetune.members_per_call, "an integer >= 0 (0 picks by backend)")
 
+    _validate_translation(config)
+
     dtypes = tuple(config.export.dtypes)
     _check(len(dtypes) > 0 and all(d in ("float32", "float16", "bfloat16") for d in dtypes), "export.dtypes", dtypes,
            "a non-empty list of float32, float16, bfloat16")
+
+
+def _validate_translation(config: ml_collections.ConfigDict) -> None:
+    translation = config.translation
+    if config.data.name == "wmt19":
+        _check(config.model.name == "m2m100", "model.name", config.model.name, "m2m100 for data.name = wmt19")
+    pairs = tuple(translation.pairs)
+    _check(len(pairs) >= 1 and all(isinstance(p, str) and len(p.split("-")) == 2 and all(p.split("-")) for p in pairs),
+           "translation.pairs", pairs, 'a non-empty list of "source-target" language pairs such as "de-en"')
+    for field in ("source_length", "target_length", "max_length"):
+        _check(_is_int(translation[field]) and translation[field] >= 3, f"translation.{field}", translation[field],
+               "an integer >= 3 (language token, one token, </s>)")
+    for field in ("num_beams", "eval_batch_size", "pieces", "d_model", "layers", "heads", "ffn_dim", "pretrain_steps"):
+        _check(_is_int(translation[field]) and translation[field] >= 1, f"translation.{field}", translation[field], "an integer >= 1")
+    _check(translation.d_model % translation.heads == 0, "translation.heads", translation.heads,
+           f"a divisor of translation.d_model ({translation.d_model})")
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> str:

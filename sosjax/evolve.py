@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sosjax import evolution
-from sosjax.data.tasks import MultiTaskData
+from sosjax.data.tasks import MultiTaskData, num_examples, take
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,11 +18,12 @@ class FitnessBatches:
     """Per-task fitness batches, drawn once from the training splits.
 
     Attributes:
-      xs: `[K, NB, B, ...]` inputs; generation g uses batch `g mod NB`.
-      ys: `[K, NB, B]` targets.
+      xs: `[K, NB, B, ...]` inputs (or a pytree of them); generation g uses
+        batch `g mod NB`.
+      ys: `[K, NB, B, ...]` targets.
     """
 
-    xs: np.ndarray
+    xs: Any
     ys: np.ndarray
 
 
@@ -34,11 +35,11 @@ def draw_fitness_batches(data: MultiTaskData, batch_size: int, num_batches: int,
     rng = np.random.default_rng([seed, 1])
     xs, ys = [], []
     for task in data.tasks:
-        n = len(task.x_train)
-        picks = [rng.choice(n, batch_size, replace=n < batch_size) for _ in range(num_batches)]
-        xs.append(np.stack([task.x_train[p] for p in picks]))
-        ys.append(np.stack([task.y_train[p] for p in picks]))
-    return FitnessBatches(np.stack(xs), np.stack(ys))
+        n = num_examples(task.x_train)
+        picks = np.stack([rng.choice(n, batch_size, replace=n < batch_size) for _ in range(num_batches)])
+        xs.append(take(task.x_train, picks))
+        ys.append(task.y_train[picks])
+    return FitnessBatches(jax.tree.map(lambda *leaves: np.stack(leaves), *xs), np.stack(ys))
 
 
 def make_strategy(config, num_tasks: int, num_dims: int, repair: Callable | None):
@@ -71,8 +72,8 @@ def make_generation(strategy, params, evaluate: Callable) -> Callable:
     def generation(state, key, variables, xs, ys, g):
         ask_key, tell_key = jax.random.split(jax.random.fold_in(key, g))
         offspring, task_ids, state = strategy.ask(ask_key, state, params)
-        b = g % xs.shape[1]
-        objectives = evaluate(variables, offspring, task_ids, xs[:, b], ys[:, b])
+        b = g % ys.shape[1]
+        objectives = evaluate(variables, offspring, task_ids, jax.tree.map(lambda x: x[:, b], xs), ys[:, b])
         state, metrics = strategy.tell(tell_key, offspring, task_ids, objectives, state, params)
         return state, metrics
 
@@ -85,7 +86,7 @@ def initial_state(strategy, params, evaluate, variables, batches: FitnessBatches
     masks = evolution.initial_population(pop_key, num_tasks, pop_size, num_dims, params.p_min, repair=repair)
     task_ids = jnp.repeat(jnp.arange(num_tasks, dtype=jnp.int32), pop_size)
     flat = masks.reshape(num_tasks * pop_size, num_dims)
-    objectives = jax.jit(evaluate)(variables, flat, task_ids, jnp.asarray(batches.xs[:, 0]), jnp.asarray(batches.ys[:, 0]))
+    objectives = jax.jit(evaluate)(variables, flat, task_ids, jax.tree.map(lambda x: jnp.asarray(x[:, 0]), batches.xs), jnp.asarray(batches.ys[:, 0]))
     return strategy.init(init_key, masks, objectives.reshape(num_tasks, pop_size, 2), params)
 
 

@@ -103,8 +103,10 @@ def _byte_sizes(model: MaskedModel, mask, dtypes) -> dict:
     return {DTYPE_FIELDS[d]: model.num_bytes(mask, np.dtype(d) if d != "bfloat16" else np.float16) for d in dtypes}
 
 
-def write_set_of_sets(workdir, model, jat, jat_metrics, tuned, metric, dtypes, target_unit: str = "") -> str:
-    """Compact and save every fine-tuned member, then write `set_of_sets.json`."""
+def write_set_of_sets(workdir, model, jat, jat_metrics, tuned, metric, dtypes, target_unit: str = "",
+                      extra: dict | None = None) -> str:
+    """Compact and save every fine-tuned member, then write `set_of_sets.json`
+    (with the entries of `extra` added at its top level)."""
     members = []
     for task, result in tuned.items():
         for i, mask in enumerate(result.masks):
@@ -135,6 +137,7 @@ def write_set_of_sets(workdir, model, jat, jat_metrics, tuned, metric, dtypes, t
         "unit": target_unit,
         "jat": {"params": int(model.num_params()), **_byte_sizes(model, None, dtypes), "test_metric": jat_metrics},
         "members": members,
+        **(extra or {}),
     }
     save_model(os.path.join(workdir, "models", "jat"), model, jat)
     path = os.path.join(workdir, MANIFEST)

@@ -11,6 +11,7 @@ import numpy as np
 
 from sosjax import sharding
 from sosjax.models.base import MaskedModel
+from sosjax.translation.loss import token_nll
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,7 +19,9 @@ class TaskHeads:
     """How each task scores model outputs.
 
     Attributes:
-      kind: "classification" or "regression".
+      kind: "classification", "regression" or "translation" (outputs are
+        logits `f32[B, T, vocab]`, targets tokens `int32[B, T]` with -100 at
+        padding).
       class_mask: `bool[K, C]`, the classes of each task; a task's predictions
         and losses are restricted to them. None for regression.
       target_scale: regression only: the target's standard deviation, so that
@@ -34,8 +37,11 @@ def task_loss(heads: TaskHeads, outputs: jax.Array, targets: jax.Array, task_id:
     """Return the mean loss of one task's batch: `f32[]`.
 
     Classification: cross-entropy over the task's classes only (other logits
-    are set to -inf). Regression: RMSE in data units.
+    are set to -inf). Regression: RMSE in data units. Translation: NLL per
+    target token.
     """
+    if heads.kind == "translation":
+        return token_nll(outputs, targets)
     if heads.kind == "classification":
         allowed = jnp.asarray(heads.class_mask)[task_id]
         logits = jnp.where(allowed, outputs, -jnp.inf)
@@ -47,7 +53,9 @@ def task_loss(heads: TaskHeads, outputs: jax.Array, targets: jax.Array, task_id:
 
 
 def task_metric(heads: TaskHeads, outputs: jax.Array, targets: jax.Array, task_id: int) -> jax.Array:
-    """Return the test metric: accuracy over the task's classes, or RMSE in data units."""
+    """Return the metric: accuracy over the task's classes, RMSE in data units, or
+    NLL per target token for translation (its test metric, BLEU, needs decoding
+    and lives in `sosjax.translation.domain`)."""
     if heads.kind == "classification":
         allowed = jnp.asarray(heads.class_mask)[task_id]
         predictions = jnp.argmax(jnp.where(allowed, outputs, -jnp.inf), axis=-1)
@@ -70,8 +78,9 @@ def make_evaluate(
       variables: the JAT's variables, shared by every candidate.
       masks: `bool[N, D]`.
       task_ids: `int32[N]`, the task each candidate is scored on.
-      xs: `[K, B, ...]` one fitness batch per task; candidates gather theirs.
-      ys: `[K, B]` targets.
+      xs: `[K, B, ...]` one fitness batch per task (an array or a pytree of
+        arrays); candidates gather theirs.
+      ys: `[K, B, ...]` targets.
 
     Returns `f32[N, 2]`: column 0 the size (compacted parameters over the JAT's,
     or ‖mask‖₁/D), column 1 the task loss. The forward pass is vmapped over
@@ -89,7 +98,7 @@ def make_evaluate(
         return model.num_params(mask) / full_params
 
     def one(variables, mask, task_id, xs, ys):
-        x = xs[task_id]
+        x = jax.tree.map(lambda leaf: leaf[task_id], xs)
         y = ys[task_id]
         outputs = model.apply(variables, x, mask, batch_stats=batch_stats)
         loss = task_loss(heads, outputs, y, task_id)

@@ -51,6 +51,8 @@ class RunContext:
     progress: bool = True
     #: Devices that candidates and fine-tuned members are split over.
     mesh: jax.sharding.Mesh | None = None
+    #: The translation domain's bitext, tokenizer and JAT (`sosjax.translation.domain`); None otherwise.
+    translation: Any = None
 
 
 def run(config, workdir: str, *, force: bool = False, progress: bool = True) -> str:
@@ -164,6 +166,14 @@ def task_heads(data: MultiTaskData) -> TaskHeads:
 
 
 def build_context(config, workdir: str, *, progress: bool = True) -> RunContext:
+    if config.data.name == "wmt19":
+        # The tokenizer that encodes the data comes with the JAT, which may be
+        # pretrained into the workdir first: data, model and JAT come together.
+        from sosjax.translation.domain import build_translation
+
+        domain = build_translation(config, workdir)
+        return RunContext(config, workdir, domain.data, domain.model, TaskHeads("translation"), progress,
+                          mesh=sharding.population_mesh(config.get("devices", 0)), translation=domain)
     data = load_data(config)
     model = build_model(config, data)
     mesh = sharding.population_mesh(config.get("devices", 0))
@@ -171,7 +181,30 @@ def build_context(config, workdir: str, *, progress: bool = True) -> RunContext:
 
 
 def metric_name(heads: TaskHeads) -> str:
-    return "accuracy" if heads.kind == "classification" else "rmse"
+    """The test metric's name."""
+    return {"classification": "accuracy", "translation": "bleu"}.get(heads.kind, "rmse")
+
+
+def validation_metric_name(heads: TaskHeads) -> str:
+    """The metric that picks each member's best epoch; translation uses NLL, not BLEU."""
+    return "nll" if heads.kind == "translation" else metric_name(heads)
+
+
+def test_metrics(context: RunContext, variables, masks: np.ndarray, k: int, *, stacked: bool = True,
+                 count: int | None = None) -> np.ndarray:
+    """The test metric `f32[count]` of the first `count` (default all M) members
+    on task k: BLEU of decoded translations for translation, `evaluate_members`
+    otherwise (which scores all M in one compiled call)."""
+    count = len(masks) if count is None else count
+    if context.translation is not None:
+        from sosjax.translation.domain import test_bleu
+
+        variables = jax.tree.map(lambda v: v[:count], variables) if stacked else variables
+        return test_bleu(context.translation, variables, masks[:count], k, stacked=stacked)
+    task = context.data.tasks[k]
+    metric = evaluate_members(context.model, variables, masks, context.heads, k, task.x_test, task.y_test, stacked=stacked,
+                              mesh=context.mesh)
+    return metric[:count]
 
 
 # Pretraining ---------------------------------------------------------------
@@ -186,7 +219,7 @@ def union_split(data: MultiTaskData, split: str) -> tuple[np.ndarray, np.ndarray
 
 def _init_jat(context: RunContext) -> tuple[dict, jax.Array]:
     init_key, train_key = jax.random.split(jax.random.key(context.config.seed))
-    example = jnp.asarray(context.data.tasks[0].x_train[:2])
+    example = jax.tree.map(lambda x: jnp.asarray(x[:2]), context.data.tasks[0].x_train)
     return context.model.init(init_key, example), train_key
 
 
@@ -199,6 +232,8 @@ def load_given_jat(context: RunContext) -> dict:
 def pretrain_stage(context: RunContext, given_jat: dict | None = None) -> dict:
     """Pretrain the JAT on the union of the tasks' training data, or take `given_jat`."""
     config, model, data = context.config, context.model, context.data
+    if context.translation is not None:
+        return context.translation.variables  # loaded, or pretrained with its tokenizer, by build_context
     checkpoints = Checkpoints(os.path.join(context.workdir, "checkpoints", "jat"), keep=1)
     variables, train_key = _init_jat(context)
 
@@ -262,7 +297,7 @@ def evolve_stage(context: RunContext, jat: dict):
         mesh=context.mesh,
     )
     batches = draw_fitness_batches(data, settings.fitness_batch_size, settings.num_fitness_batches, config.seed)
-    xs, ys = jnp.asarray(batches.xs), jnp.asarray(batches.ys)
+    xs, ys = jax.tree.map(jnp.asarray, batches.xs), jnp.asarray(batches.ys)
     if context.mesh is not None:
         jat, xs, ys = sharding.replicate(context.mesh, (jat, xs, ys))
     key = jax.random.fold_in(jax.random.key(config.seed), 2)
@@ -435,6 +470,7 @@ def finetune_stage(context: RunContext, jat: dict, fronts: dict[str, Front]) -> 
         decay=config.finetune.decay,
         optimizer=config.finetune.optimizer,
         weight_decay=config.finetune.weight_decay,
+        patience=config.finetune.patience,
     )
     tuned = {}
     for k, task in enumerate(context.data.tasks):
@@ -489,20 +525,20 @@ def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, s
 
     def on_epoch(epoch, metric):
         bar.update(1)
-        bar.set_postfix({f"val {metric_name(heads)}": " ".join(f"{v:.3f}" for v in metric[:count])})
+        bar.set_postfix({f"val {validation_metric_name(heads)}": " ".join(f"{v:.3f}" for v in metric[:count])})
 
     parts = []
     for first in range(0, slots, group):
         group_masks = masks[first : first + group]
         start = recalibrate(model, jat, group_masks, task.x_train, key) if model.has_batch_stats else _stack(jat, group)
-        before = evaluate_members(model, start, group_masks, heads, k, task.x_test, task.y_test, mesh=context.mesh)
+        before = test_metrics(context, start, group_masks, k)
         progress_checkpoints = Checkpoints(
             os.path.join(context.workdir, "checkpoints", "finetune_progress", task.name, f"members_{first}"), keep=2
         )
         result = train_members(model, jat, group_masks, heads, k, (task.x_train, task.y_train), (task.x_val, task.y_val),
                                settings, key, progress=on_epoch, start=start, checkpoints=progress_checkpoints,
                                checkpoint_every=config.finetune.checkpoint_every, mesh=context.mesh)
-        after = evaluate_members(model, result.variables, group_masks, heads, k, task.x_test, task.y_test, mesh=context.mesh)
+        after = test_metrics(context, result.variables, group_masks, k)
         parts.append((result.variables, before, after, result.val_history))
     bar.close()
 
@@ -555,7 +591,12 @@ def export_stage(context: RunContext, jat: dict, fronts: dict[str, Front], tuned
     model, data, heads = context.model, context.data, context.heads
     jat_metrics = {}
     for k, task in enumerate(data.tasks):
-        value = evaluate_members(model, jat, np.ones((1, model.num_dims), bool), heads, k, task.x_test, task.y_test, stacked=False)
+        value = test_metrics(context, jat, np.ones((1, model.num_dims), bool), k, stacked=False)
         jat_metrics[task.name] = float(value[0])
+    extra = None
+    if context.translation is not None:
+        from sosjax.translation.domain import export_tokenizer
+
+        extra = {"translation": export_tokenizer(context.translation, context.workdir)}
     return export.write_set_of_sets(context.workdir, model, jat, jat_metrics, tuned, metric_name(heads),
-                                    tuple(context.config.export.dtypes), target_unit=data.target_unit)
+                                    tuple(context.config.export.dtypes), target_unit=data.target_unit, extra=extra)

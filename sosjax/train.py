@@ -16,6 +16,7 @@ import optax
 
 from sosjax import sharding
 from sosjax.checkpoint import Checkpoints
+from sosjax.data.tasks import num_examples, padded_chunks, take
 from sosjax.fitness import TaskHeads, task_loss, task_metric
 from sosjax.models.base import MaskedModel
 
@@ -29,9 +30,11 @@ class TrainSettings:
     learning_rate: float
     #: Learning-rate factor applied after every epoch (1.0 keeps it constant).
     decay: float = 1.0
-    #: adam | adamw.
+    #: adam | adamw | adafactor.
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    #: Stop once no member's validation metric improved for this many epochs; 0 never stops early.
+    patience: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +45,8 @@ class TrainResult:
       variables: the members' variables stacked on a leading axis M, each at the
         epoch of its best validation metric.
       best_epoch: `int[M]`, that epoch (0 means the starting variables).
-      val_history: `f32[epochs + 1, M]`, the validation metric after each epoch.
+      val_history: `f32[epochs + 1, M]`, the validation metric after each epoch
+        (NaN for epochs that an early stop skipped).
       diverged: `bool[M]`, members whose loss became NaN or infinite at some
         point (they keep their last good variables).
     """
@@ -54,12 +58,20 @@ class TrainResult:
 
 
 def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam or AdamW with the learning rate multiplied by `decay` after each epoch."""
+    """Adam, AdamW or Adafactor with the learning rate multiplied by `decay` after each epoch.
+
+    Adafactor takes the learning rate as an absolute step size (no scaling by
+    the parameters' norm), as Hugging Face's `Adafactor(relative_step=False,
+    scale_parameter=False)` does for fine-tuning.
+    """
     schedule = optax.exponential_decay(
         settings.learning_rate, transition_steps=max(steps_per_epoch, 1), decay_rate=settings.decay, staircase=True
     )
     if settings.optimizer == "adamw":
         return optax.adamw(schedule, weight_decay=settings.weight_decay)
+    if settings.optimizer == "adafactor":
+        return optax.adafactor(schedule, multiply_by_parameter_scale=False,
+                               weight_decay_rate=settings.weight_decay or None)
     return optax.adam(schedule)
 
 
@@ -88,8 +100,15 @@ def evaluate_members(
     """Return the metric `f32[M]` of each member on `(x, y)`, with running statistics.
 
     With `stacked=False` every member shares `variables` (the JAT under masks).
-    With a `mesh`, the members are split over its devices.
+    With a `mesh`, the members are split over its devices. Translation scores
+    NLL per target token, summed over batches so that no `[M, n, T, vocab]`
+    logits are held at once.
     """
+    if heads.kind == "translation":
+        from sosjax.translation.evaluate import members_nll
+
+        # NOTE: translation NLL is computed on one device even with a mesh.
+        return members_nll(model, variables, masks, x, y, batch_size=batch_size, stacked=stacked)
     outputs = predict_members(model, variables, masks, x, batch_size=batch_size, stacked=stacked, mesh=mesh)
     targets = jnp.asarray(y)
     return np.asarray(jax.vmap(lambda o: task_metric(heads, o, targets, task_id))(outputs))
@@ -107,16 +126,11 @@ def predict_members(model, variables, masks, x, *, batch_size=512, stacked=True,
         size = sharding.padded_size(count_members, mesh)
         masks = sharding.shard_rows(mesh, sharding.pad_rows(jnp.asarray(masks), size))
         variables = sharding.shard_rows(mesh, sharding.pad_rows(variables, size)) if stacked else sharding.replicate(mesh, variables)
-    batch_size = min(batch_size, len(x))
     pieces = []
-    for i in range(0, len(x), batch_size):
-        chunk = x[i : i + batch_size]
-        count = len(chunk)
-        if count < batch_size:
-            # Pad the last chunk so every call has one shape and compiles once.
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - count, axis=0)])
-        pieces.append(apply(variables, masks, jnp.asarray(chunk))[:count_members, :count])
+    for chunk, count in padded_chunks(x, batch_size):
+        pieces.append(apply(variables, masks, chunk)[:count_members, :count])
     return jnp.concatenate(pieces, axis=1)
+
 
 
 _PREDICT_CACHE: dict = {}
@@ -156,7 +170,7 @@ def train_members(
       variables: one model's variables (every member starts from them).
       masks: `bool[M, D]`.
       heads, task_id: which loss and metric the members train and are scored on.
-      train, val: `(x, y)` arrays.
+      train, val: `(x, y)`: arrays, or for x a pytree of arrays.
       key: epoch e shuffles the training data with `fold_in(key, e)` (the same
         order for all members), so a resumed run repeats an uninterrupted one.
       progress: called after every epoch with `(epoch, val_metric f32[M])`.
@@ -169,7 +183,8 @@ def train_members(
         is dropped from the result. The training batches are replicated.
 
     Pruned entries are zeroed at the start and their updates masked, so they stay
-    zero. Every member keeps its best-validation variables; one that diverges
+    zero. With `settings.patience > 0` training ends early once no member
+    improved its validation metric for that many epochs. Every member keeps its best-validation variables; one that diverges
     (non-finite loss) is reset to them and does not affect the others.
     """
     masks = jnp.asarray(masks)
@@ -180,7 +195,7 @@ def train_members(
         start = stack_members(variables, requested) if start is None else start
         masks, start = sharding.pad_rows((masks, start), num_members)
     x_train, y_train = train
-    steps_per_epoch = max(len(x_train) // settings.batch_size, 1)
+    steps_per_epoch = max(num_examples(x_train) // settings.batch_size, 1)
     optimizer = make_optimizer(settings, steps_per_epoch)
     larger = higher_is_better(heads)
 
@@ -211,7 +226,7 @@ def train_members(
     step = _train_step_fn(model, heads, optimizer, mesh)
     epoch = int(loop["epoch"])
     try:
-        while epoch < settings.epochs:
+        while epoch < settings.epochs and not _patience_ran_out(loop, epoch, settings.patience):
             epoch += 1
             loop = _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x_train, y_train, val,
                                 settings, steps_per_epoch, jax.random.fold_in(key, epoch), larger, mesh)
@@ -231,15 +246,20 @@ def train_members(
     return TrainResult(best, loop["best_epoch"][:requested], loop["history"][:, :requested], loop["diverged"][:requested])
 
 
+def _patience_ran_out(loop: dict, epoch: int, patience: int) -> bool:
+    # Computed from the loop state alone, so a resumed run stops where an uninterrupted one would.
+    return patience > 0 and epoch - int(np.max(loop["best_epoch"])) >= patience
+
+
 def _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x_train, y_train, val, settings,
                  steps_per_epoch, shuffle_key, larger, mesh=None) -> dict:
     """Run one epoch and return the new loop state; `loop` itself is not changed."""
     members, opt_state = loop["members"], loop["opt_state"]
-    order = np.asarray(jax.random.permutation(shuffle_key, len(x_train)))
+    order = np.asarray(jax.random.permutation(shuffle_key, num_examples(x_train)))
     losses = []
     for i in range(steps_per_epoch):
         idx = order[i * settings.batch_size : (i + 1) * settings.batch_size]
-        batch = (jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
+        batch = (jax.tree.map(jnp.asarray, take(x_train, idx)), jnp.asarray(y_train[idx]))
         if mesh is not None:
             batch = sharding.replicate(mesh, batch)
         members, opt_state, loss = step(members, opt_state, masks, param_masks, *batch, task_id)
