@@ -42,12 +42,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.tasks = "even_odd"
     # Stations (air quality) or airports (nycweather), one task each.
     c.data.stations = ()
-    # Hourly domains (beijing, nycweather) only. Their val_fraction and
-    # test_fraction are shares of the whole time span, cut from its end in
-    # the order train, validation, test.
+    # The next four fields apply to the hourly domains (beijing, nycweather)
+    # only. There val_fraction and test_fraction are shares of the whole time
+    # span, cut in the order train, validation, test, and max_test_per_task
+    # caps their validation windows too.
+
     # Input hours per example; the target is the reading in the hour after them.
     c.data.window = 10
-    # Longest run of missing hours (per column) filled by linear interpolation;
+    # Maximum run of missing hours (per column) filled by linear interpolation;
     # windows that would need a longer run are dropped.
     c.data.max_gap = 3
     # Variable forecast one hour ahead; None is the domain's default (beijing:

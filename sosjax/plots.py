@@ -20,7 +20,7 @@ from sosjax.export import higher_is_better  # noqa: E402
 from sosjax.io import atomic_write_bytes, read_json  # noqa: E402
 
 MANIFEST = "set_of_sets.json"
-#: How axis labels spell the manifest's metric names.
+#: Axis-label spelling of the manifest's metric names.
 METRIC_LABELS = {"rmse": "RMSE", "bleu": "BLEU"}
 
 
