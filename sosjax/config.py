@@ -46,6 +46,22 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.tasks = "even_odd"
     # Stations (air quality) or airports (nycweather), one task each.
     c.data.stations = ()
+    # The next four fields apply to the hourly domains (beijing, nycweather)
+    # only. There val_fraction and test_fraction are shares of the whole time
+    # span, cut in the order train, validation, test, and max_test_per_task
+    # caps their validation windows too.
+
+    # Input hours per example; the target is the reading in the hour after them.
+    c.data.window = 10
+    # Maximum run of missing hours (per column) filled by linear interpolation;
+    # windows that would need a longer run are dropped.
+    c.data.max_gap = 3
+    # Variable forecast one hour ahead; None is the domain's default (beijing:
+    # PM2.5, its only target; nycweather: temp, or dewp, humid, wind_speed,
+    # precip, pressure, visib).
+    c.data.target = config_dict.placeholder(str)
+    # Share of the time span at its end used as the test period, in (0, 0.5].
+    c.data.test_fraction = 0.2
     # Fraction of the training data held out for validation, in (0, 0.5].
     c.data.val_fraction = 0.1
     # Per-task caps on examples, for CPU-sized runs; None keeps everything.
@@ -259,6 +275,28 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _check_hourly_data(data: ml_collections.ConfigDict) -> None:
+    """Check the fields of the hourly domains (beijing, nycweather)."""
+    _check(_is_int(data.window) and data.window >= 1, "data.window", data.window, "an integer >= 1 (input hours)")
+    _check(_is_int(data.max_gap) and data.max_gap >= 0, "data.max_gap", data.max_gap, "an integer >= 0 (hours)")
+    _check(_is_number(data.test_fraction) and 0 < data.test_fraction <= 0.5, "data.test_fraction", data.test_fraction,
+           "a number in (0, 0.5]")
+    if data.name in ("beijing", "nycweather"):
+        _check(data.val_fraction + data.test_fraction < 1, "data.test_fraction", data.test_fraction,
+               f"a number below 1 - data.val_fraction = {1 - data.val_fraction:g}, so that training keeps some hours")
+    if data.name == "beijing":
+        _check(isinstance(data.path, str) and data.path != "", "data.path", data.path,
+               "the folder of PRSA_Data_<Station>_20130301-20170228.csv files or the UCI zip")
+        _check(data.target in (None, "PM2.5"), "data.target", data.target, "None or PM2.5 (the only target of beijing)")
+        _check(len(data.stations) > 0 and all(isinstance(s, str) for s in data.stations), "data.stations", data.stations,
+               "a non-empty list of station names such as ['Dingling', 'Changping']")
+    if data.name == "nycweather":
+        targets = ("temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib")
+        _check(data.target is None or data.target in targets, "data.target", data.target, f"None or one of {', '.join(targets)}")
+        _check(all(s in ("EWR", "JFK", "LGA") for s in data.stations), "data.stations", data.stations,
+               "an empty list (all three airports) or a list of EWR, JFK, LGA")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raise ConfigError naming the first invalid field, its value and the accepted range."""
     _check(_is_int(config.seed) and config.seed >= 0, "seed", config.seed, "an integer >= 0")
@@ -271,6 +309,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for field in ("max_train_per_task", "max_test_per_task"):
         value = data[field]
         _check(value is None or (_is_int(value) and value >= 2), f"data.{field}", value, "None or an integer >= 2")
+    _check_hourly_data(data)
 
     model = config.model
     _check(model.name in ("resnet18", "bilstm", "m2m100"), "model.name", model.name, "one of resnet18, bilstm, m2m100")

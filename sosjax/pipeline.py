@@ -116,13 +116,19 @@ def load_data(config) -> MultiTaskData:
         )
     if data.name == "beijing":
         from sosjax.data.airquality import load_beijing
+        from sosjax.data.hourly import hourly_settings, limit_examples
 
-        return load_beijing(data.path, tuple(data.stations), seed=config.seed)
+        loaded = load_beijing(data.path, tuple(data.stations), seed=config.seed, **hourly_settings(data))
+        return limit_examples(loaded, data.max_train_per_task, data.max_test_per_task)
     if data.name == "nycweather":
+        from sosjax.data.hourly import hourly_settings, limit_examples
         from sosjax.data.nycweather import load_nycweather
 
         kwargs = {"stations": tuple(data.stations)} if data.stations else {}
-        return load_nycweather(seed=config.seed, **kwargs)
+        if data.target is not None:
+            kwargs["target"] = data.target
+        loaded = load_nycweather(seed=config.seed, path=data.path, **kwargs, **hourly_settings(data))
+        return limit_examples(loaded, data.max_train_per_task, data.max_test_per_task)
     raise ValueError(f"Unknown data.name {data.name!r}.")
 
 

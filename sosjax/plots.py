@@ -16,9 +16,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sosjax.export import higher_is_better  # noqa: E402
 from sosjax.io import atomic_write_bytes, read_json  # noqa: E402
 
 MANIFEST = "set_of_sets.json"
+#: Axis-label spelling of the manifest's metric names.
+METRIC_LABELS = {"rmse": "RMSE", "bleu": "BLEU"}
 
 
 def _save(figure, path: str) -> None:
@@ -47,6 +50,7 @@ def plot_fronts(workdir: str) -> list[str]:
     manifest = read_json(os.path.join(workdir, MANIFEST))
     metric = manifest["metric"]
     unit = f" ({manifest['unit']})" if manifest.get("unit") else ""
+    direction = "higher is better" if higher_is_better(metric) else "lower is better"
     jat = manifest["jat"]
     paths = []
     for task in sorted({m["task"] for m in manifest["members"]}):
@@ -58,7 +62,7 @@ def plot_fronts(workdir: str) -> list[str]:
         axes.plot([jat["params"]], [jat["test_metric"][task]], marker="*", markersize=16, color="tab:red", linestyle="none", label="JAT")
         axes.set_xscale("log")
         axes.set_xlabel("parameters")
-        axes.set_ylabel(f"test {metric}{unit}")
+        axes.set_ylabel(f"test {METRIC_LABELS.get(metric, metric)}{unit}, {direction}")
         axes.set_title(f"Pareto front: {task}")
         axes.grid(True, which="both", alpha=0.3)
         axes.legend()
