@@ -24,6 +24,13 @@ class Checkpoints:
         self._manager = ocp.CheckpointManager(self.folder, options=options)
 
     def save(self, step: int, tree: Any) -> None:
+        """Save `tree` as `step`; a step that exists already is kept as it is.
+
+        Every caller saves a step from the same deterministic state, so an
+        existing step (for example saved again on Ctrl-C) holds the same tree.
+        """
+        if step in self.steps():
+            return
         self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
         self._manager.wait_until_finished()
 

@@ -234,7 +234,7 @@ def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
 
 def _parse_value(text: str, current: Any, field_type: type, key: str) -> Any:
     if field_type is str or isinstance(current, str):
-        # A field that holds a name may also take a dict literal (data.tasks).
+        # A name field may also take a dict literal (data.tasks).
         if text.lstrip().startswith("{"):
             try:
                 return ast.literal_eval(text)

@@ -2,7 +2,7 @@
 
     load data → pretrain or load the JAT → evolve → fronts → fine-tune → export
 
-Every stage writes its results atomically into the workdir; running the same
+Every stage writes its results atomically into the workdir. Running the same
 command again on the same workdir skips finished stages and resumes the
 unfinished one from its last checkpoint.
 """
@@ -41,7 +41,7 @@ class WorkdirError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
-    """What every stage needs: the config, the run folder, the data and the model."""
+    """Inputs shared by every stage: the config, the run folder, the data and the model."""
 
     config: Any
     workdir: str
@@ -91,7 +91,7 @@ def prepare_workdir(config, workdir: str, *, force: bool = False) -> None:
         differing = config_differences(saved, current)
         if differing:
             raise WorkdirError(
-                f"The workdir {workdir!r} holds a run of another config (fields that differ: {', '.join(differing)}); "
+                f"The workdir {workdir!r} contains a run of another config (fields that differ: {', '.join(differing)}); "
                 "use another --workdir, or pass --force to continue it with this config."
             )
     atomic_write_text(path, config_to_json(config) + "\n")
@@ -566,7 +566,7 @@ def recalibrate(model: MaskedModel, variables: dict, masks: np.ndarray, x_train:
                 passes: int = 40, batch_size: int = 128) -> dict:
     """Recompute BatchNorm running statistics of the masked JAT for each mask.
 
-    The JAT's statistics do not fit a pruned network; forward passes in
+    The JAT's statistics do not fit a pruned network. Forward passes in
     training mode over training batches (weights unchanged) move the running
     averages to the pruned network's statistics. Returns variables stacked on M.
     """

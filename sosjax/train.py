@@ -207,7 +207,7 @@ def train_members(
         members, opt_state, masks, param_masks = sharding.shard_rows(mesh, (members, opt_state, masks, param_masks))
     metric = evaluate_members(model, members, masks, heads, task_id, *val, mesh=mesh)
     loop = {
-        "epoch": np.int32(0),
+        "epoch": np.zeros((), np.int32),
         "members": members,
         "opt_state": opt_state,
         "best": members,
@@ -235,7 +235,7 @@ def train_members(
             if progress is not None:
                 progress(epoch, loop["history"][epoch][:requested])
     except KeyboardInterrupt:
-        # `loop` holds the last finished epoch: save it so the run resumes there.
+        # `loop` is the state after the last finished epoch, so saving it lets the run resume there.
         if checkpoints is not None and int(loop["epoch"]) > 0:
             checkpoints.save(int(loop["epoch"]), loop)
         raise
@@ -283,7 +283,7 @@ def _train_epoch(loop, epoch, step, model, masks, param_masks, heads, task_id, x
         reset = jnp.asarray(diverged) if mesh is None else sharding.shard_rows(mesh, diverged)
         members = jax.tree.map(lambda b, m: _select(reset, b, m), best, members)
     return {
-        "epoch": np.int32(epoch),
+        "epoch": np.asarray(epoch, np.int32),
         "members": members,
         "opt_state": opt_state,
         "best": best,
