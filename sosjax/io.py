@@ -8,11 +8,21 @@ import tempfile
 from typing import Any
 
 
+def is_writer() -> bool:
+    """Whether this process writes run files: only process 0 of a multi-host job does."""
+    import jax
+
+    return jax.process_index() == 0
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename.
 
     A crash leaves either the old file or the new one, never a truncated mix.
+    In a multi-host job only process 0 writes; the others return at once.
     """
+    if not is_writer():
+        return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))

@@ -28,7 +28,7 @@ from sosjax.config import config_differences, config_to_json
 from sosjax.data.tasks import MultiTaskData
 from sosjax.evolve import draw_fitness_batches, initial_state, make_generation, make_strategy, to_host
 from sosjax.fitness import TaskHeads, make_evaluate
-from sosjax.io import atomic_write_json, atomic_write_text, read_json
+from sosjax.io import atomic_write_json, atomic_write_text, is_writer, read_json
 from sosjax.models import MaskedModel
 from sosjax.train import TrainSettings, evaluate_members, train_members
 
@@ -378,6 +378,8 @@ def _json_number(value):
 
 
 def _append_line(path: str, record: dict) -> None:
+    if not is_writer():
+        return
     with open(path, "a", encoding="utf-8") as file:
         file.write(json.dumps(record) + "\n")
         file.flush()
