@@ -33,15 +33,17 @@ def get_config(arg=None):
     config.evolution.fitness_batch_size = 256
     config.evolution.checkpoint_every = 10
 
-    # Adam at 1e-3 for 30 epochs lets 50%-density masks recover the JAT's test
-    # accuracy on this data; the paper's 5e-4 for 10 epochs does not.
-    config.finetune.epochs = 30
+    # Adam at 1e-3 rather than the paper's 5e-4: on this data, random
+    # 50%-density masks needed it to recover the JAT's test accuracy. Evolved
+    # members start from recalibrated BatchNorm statistics and need fewer
+    # epochs; 8 members × 15 epochs keeps fine-tuning near two minutes.
+    config.finetune.epochs = 15
     config.finetune.learning_rate = 1e-3
     config.finetune.decay = 0.95
-    config.finetune.max_members = 10
+    config.finetune.max_members = 8
 
     if arg == "tiny":
-        # Seconds-long smoke run for tests.
+        # A smoke run for tests: a minute or two on a 2-core CPU, mostly compilation.
         config.data.max_train_per_task = 64
         config.data.max_test_per_task = 32
         config.model.width = 0.125

@@ -14,6 +14,16 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sosjax",
@@ -39,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     select.add_argument("--workdir", required=True, help="run folder written by `sosjax run`")
     select.add_argument("--task", required=True, help="task name, for example even")
     budget = select.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--max-params", type=int, help="largest number of parameters allowed")
-    budget.add_argument("--max-bytes", type=int, help="largest model size in bytes allowed, at --dtype")
+    budget.add_argument("--max-params", type=_positive_int, help="largest number of parameters allowed")
+    budget.add_argument("--max-bytes", type=_positive_int, help="largest model size in bytes allowed, at --dtype")
     select.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="dtype for --max-bytes (default: float32)")
 
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")

@@ -226,6 +226,8 @@ def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
         raise ConfigError(f"Unknown config field {key!r}; known fields here: {', '.join(sorted(parent.keys()))}.")
 
     current = parent[leaf]
+    if isinstance(current, ml_collections.ConfigDict):
+        raise ConfigError(f"{key!r} is a section, not a field; set one of its fields, for example --config.{key}.{sorted(current.keys())[0]}=VALUE.")
     field_type = parent.get_type(leaf) if hasattr(parent, "get_type") else type(current)
     value = _parse_value(text, current, field_type, key)
     with parent.ignore_type():
@@ -233,6 +235,8 @@ def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
 
 
 def _parse_value(text: str, current: Any, field_type: type, key: str) -> Any:
+    if current is None and text in ("None", "none", "null"):
+        return None
     if field_type is str or isinstance(current, str):
         # A name field may also take a dict literal (data.tasks).
         if text.lstrip().startswith("{"):
@@ -254,7 +258,8 @@ def _parse_value(text: str, current: Any, field_type: type, key: str) -> Any:
     except (ValueError, SyntaxError):
         if current is None and field_type in (type(None), object):
             return text
-        raise ConfigError(f"Field {key!r} expects a {getattr(field_type, '__name__', field_type)}, got {text!r}.") from None
+        kind = {int: "an integer", float: "a number", tuple: "a tuple", list: "a list"}.get(field_type, getattr(field_type, "__name__", str(field_type)))
+        raise ConfigError(f"Field {key!r} expects {kind}, got {text!r}.") from None
     if field_type is float and isinstance(value, int):
         value = float(value)
     if field_type is int and isinstance(value, float) and value.is_integer():
@@ -299,7 +304,7 @@ def _check_hourly_data(data: ml_collections.ConfigDict) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raise ConfigError naming the first invalid field, its value and the accepted range."""
-    _check(_is_int(config.seed) and config.seed >= 0, "seed", config.seed, "an integer >= 0")
+    _check(_is_int(config.seed) and 0 <= config.seed < 2**32, "seed", config.seed, "an integer in [0, 2**32)")
     _check(_is_int(config.devices) and config.devices >= 0, "devices", config.devices, "an integer >= 0 (0 uses every device)")
 
     data = config.data

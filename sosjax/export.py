@@ -145,6 +145,26 @@ def write_set_of_sets(workdir, model, jat, jat_metrics, tuned, metric, dtypes, t
     return path
 
 
+MEMBER_FIELDS = ("task", "id", "params", "bytes_fp32", "bytes_fp16", "metric", "test_metric", "path")
+
+
+def read_manifest(path: str) -> dict:
+    """Read `set_of_sets.json`, raising ValueError naming the file if its layout is wrong."""
+    manifest = read_json(path)
+    problem = None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list) or "jat" not in manifest or "metric" not in manifest:
+        problem = "it needs the keys metric, jat and members"
+    else:
+        for member in manifest["members"]:
+            missing = [field for field in MEMBER_FIELDS if not isinstance(member, dict) or field not in member]
+            if missing:
+                problem = f"a member lacks {', '.join(missing)}"
+                break
+    if problem:
+        raise ValueError(f"{path} is not a valid Set of Sets manifest ({problem}); delete it and run `sosjax run` on the same workdir to rewrite it.")
+    return manifest
+
+
 def higher_is_better(metric: str) -> bool:
     return metric in ("accuracy", "bleu")
 
@@ -157,7 +177,7 @@ def select(workdir: str, task: str, *, max_params: int | None = None, max_bytes:
     path = os.path.join(workdir, MANIFEST)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found; run `sosjax run --workdir {workdir}` first.")
-    manifest = read_json(path)
+    manifest = read_manifest(path)
     members = [m for m in manifest["members"] if m["task"] == task]
     if not members:
         tasks = sorted({m["task"] for m in manifest["members"]})
@@ -171,8 +191,9 @@ def select(workdir: str, task: str, *, max_params: int | None = None, max_bytes:
     ]
     if not fitting:
         smallest = min(members, key=lambda m: m["params"])
+        budget = f"max params {max_params}" if max_params is not None else f"max bytes {max_bytes} at {dtype}"
         raise ValueError(
-            f"No member of task {task!r} fits the budget (max params {max_params}, max bytes {max_bytes} at {dtype}); "
+            f"No member of task {task!r} fits the budget ({budget}); "
             f"the smallest has {smallest['params']} parameters and {smallest[field]} bytes."
         )
     sign = -1.0 if higher_is_better(manifest["metric"]) else 1.0

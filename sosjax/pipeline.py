@@ -528,7 +528,7 @@ def _finetune_task(context: RunContext, jat: dict, k: int, chosen: np.ndarray, s
     slots = -(-count // group) * group
     masks = np.concatenate([chosen, np.repeat(chosen[-1:], slots - count, axis=0)])
     key = jax.random.fold_in(jax.random.key(config.seed), 100 + k)
-    bar = tqdm(total=settings.epochs * (slots // group), desc=f"fine-tune {task.name} ({count} members)", unit="epoch",
+    bar = tqdm(total=settings.epochs * (slots // group), desc=f"fine-tune {task.name} ({count} members)", unit="member-epoch",
                disable=not context.progress)
 
     def on_epoch(epoch, metric):
@@ -606,5 +606,7 @@ def export_stage(context: RunContext, jat: dict, fronts: dict[str, Front], tuned
         from sosjax.translation.domain import export_tokenizer
 
         extra = {"translation": export_tokenizer(context.translation, context.workdir)}
+    if data.preprocessing is not None:
+        extra = dict(extra or {}, preprocessing=data.preprocessing)
     return export.write_set_of_sets(context.workdir, model, jat, jat_metrics, tuned, metric_name(heads),
                                     tuple(context.config.export.dtypes), target_unit=data.target_unit, extra=extra)

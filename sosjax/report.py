@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from sosjax import plots
-from sosjax.export import MANIFEST, higher_is_better
-from sosjax.io import atomic_write_text, read_json
+from sosjax.export import MANIFEST, higher_is_better, read_manifest
+from sosjax.io import atomic_write_text
 
 
 def tables_markdown(manifest: dict) -> str:
@@ -59,7 +59,7 @@ def write_report(workdir: str) -> list[str]:
     path = os.path.join(workdir, MANIFEST)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found; run `sosjax run --workdir {workdir}` to finish the run first.")
-    manifest = read_json(path)
+    manifest = read_manifest(path)
     report_path = os.path.join(workdir, "report.md")
     atomic_write_text(report_path, "# Set of Sets\n\n" + "\n".join(f"- {line}" for line in summary_lines(manifest)) + "\n\n" + tables_markdown(manifest))
     return [report_path] + plots.write_all(workdir)

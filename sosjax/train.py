@@ -7,6 +7,7 @@ trains every front member of a task together, each under its own fixed mask.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -57,6 +58,7 @@ class TrainResult:
     diverged: np.ndarray
 
 
+@functools.lru_cache(maxsize=32)
 def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> optax.GradientTransformation:
     """Adam, AdamW or Adafactor with the learning rate multiplied by `decay` after each epoch.
 

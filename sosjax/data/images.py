@@ -111,6 +111,7 @@ def load_image_data(
         num_outputs=len(spec.class_names),
         input_shape=spec.image_shape,
         labels=spec.class_names,
+        preprocessing={"scale": float(raw.max_pixel), "mean": mean.tolist(), "std": std.tolist()},
     )
 
 

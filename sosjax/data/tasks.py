@@ -52,6 +52,10 @@ class MultiTaskData:
     target_scale: float = 1.0
     #: Regression: the target's unit, for tables and plots (for example "µg/m³").
     target_unit: str = ""
+    #: How raw inputs become model inputs, for users of exported models; for
+    #: images `{"scale": max_pixel, "mean": [...], "std": [...]}` per channel,
+    #: meaning `(x / scale - mean) / std` on NHWC arrays.
+    preprocessing: dict | None = None
 
     @property
     def task_names(self) -> tuple[str, ...]:
