@@ -54,7 +54,7 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True)
 class SeedInputs:
-    """What seed s gives every variant: its fitness batches and PRNG keys.
+    """Per-seed inputs that every variant shares: fitness batches and PRNG keys.
 
     Attributes:
       seeds: `int[S]`, the seed values.

@@ -1,9 +1,9 @@
 """Statistics, tables and figures of a comparison folder.
 
-`comparison.json` holds, per variant and task, the mean and standard deviation
-of the hypervolume per generation, every seed's curve, the final values and
-the rmp matrices; `comparison.md` is its table; `comparison.png` draws the mean
-curves with ±1 standard deviation bands.
+`comparison.json` contains, per variant and task, the mean and standard
+deviation of the hypervolume per generation, every seed's curve, the final
+values and the rmp matrices. `comparison.md` is its table, and
+`comparison.png` draws the mean curves with ±1 standard deviation bands.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def summarize(comparison, task_names, *, evaluations_per_generation: int) -> dic
         "seeds": [int(s) for s in comparison.seeds],
         "generations": int(generations),
         "evaluations_per_generation": int(evaluations_per_generation),
-        # Both objectives are normalized: size is a fraction of the JAT, loss is
-        # divided by reference_loss; the reference point is (1, 1).
+        # Both objectives are normalized: size is a fraction of the JAT, and loss is
+        # divided by reference_loss. The reference point is (1, 1).
         "reference_loss": dict(zip(task_names, _floats(comparison.reference_loss))),
         "reference_point": [1.0, 1.0],
         "baseline": baseline,

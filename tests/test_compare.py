@@ -74,7 +74,7 @@ def test_vmapped_seeds_equal_seeds_alone(setup):
 
 
 def reversed_task_batches(inputs, task):
-    """Give `task` its fitness batches in reverse order, so it sees other data in every generation."""
+    """Give `task` its fitness batches in reverse order, so its losses differ in every generation."""
     xs, ys = inputs.xs.copy(), inputs.ys.copy()
     xs[:, task] = xs[:, task, ::-1]
     ys[:, task] = ys[:, task, ::-1]
@@ -136,7 +136,8 @@ def test_reference_point_is_shared(setup):
     assert summary["reference_point"] == [1.0, 1.0]
     assert [t["variant"] for t in summary["tests"]] == ["momfea", "momfea"]
     table = markdown_table(json.loads(json.dumps(summary)))
-    assert table.count("| even |") == 2 and "(baseline)" in table
+    assert table.count("| even |") == 2
+    assert "(baseline)" in table
 
 
 def test_shared_reference_loss_ignores_nonfinite():
@@ -151,9 +152,11 @@ def test_shared_reference_loss_ignores_nonfinite():
 def test_algorithm_variants_set_rmp(setup):
     params = setup["params"]
     variants = {v.name: v.params for v in cmp.algorithm_variants(["momfea", "momfea2", "single"], params)}
-    assert float(variants["momfea"].rmp) == pytest.approx(0.3) and not variants["momfea"].learn_rmp
+    assert float(variants["momfea"].rmp) == pytest.approx(0.3)
+    assert not variants["momfea"].learn_rmp
     assert variants["momfea2"].learn_rmp
-    assert float(variants["single"].rmp) == 0.0 and not variants["single"].learn_rmp
+    assert float(variants["single"].rmp) == 0.0
+    assert not variants["single"].learn_rmp
     with pytest.raises(ValueError, match="Unknown algorithms"):
         cmp.algorithm_variants(["nsga3"], params)
 
@@ -176,7 +179,8 @@ def test_paired_test_known_answers():
     assert (result["wins"], result["losses"], result["ties"]) == (5, 0, 0)
     assert result["mean_difference"] == pytest.approx(3.0)
     same = paired_test(np.ones(4), np.ones(4))
-    assert same["p_value"] == 1.0 and same["ties"] == 4
+    assert same["p_value"] == 1.0
+    assert same["ties"] == 4
 
 
 @pytest.mark.slow
