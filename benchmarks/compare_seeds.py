@@ -6,7 +6,7 @@ S times. Both programs are compiled and timed before the runs, so compile time
 is reported apart. The JAT is randomly initialised: a generation's cost does not depend on
 its weights.
 
-    JAX_PLATFORMS=cpu python benchmarks/compare_seeds.py --seeds 10 --generations 10
+    JAX_PLATFORMS=cpu PYTHONPATH=. python benchmarks/compare_seeds.py --seeds 10 --generations 5
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def main() -> None:
     parser.add_argument("--config", default="configs/digits_resnet18.py")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--generations", type=int, default=10)
+    parser.add_argument("overrides", nargs="*", help="config overrides, config.FIELD=VALUE")
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions of each side; the fastest is reported")
     args = parser.parse_args()
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.overrides)
     data = load_data(config)
     model = build_model(config, data)
     variables = model.init(jax.random.key(0), jnp.asarray(data.tasks[0].x_train[:2]))
@@ -71,7 +72,7 @@ def main() -> None:
         sequential.append(time.perf_counter() - begin)
 
     evaluations = args.seeds * args.generations * strategy.num_offspring
-    print(f"config {args.config}: K={strategy.num_tasks}, pop_size={strategy.pop_size}, D={strategy.num_dims}, "
+    print(f"config {args.config} {' '.join(args.overrides)}: K={strategy.num_tasks}, pop_size={strategy.pop_size}, D={strategy.num_dims}, "
           f"{args.seeds} seeds x {args.generations} generations = {evaluations} evaluations")
     print("| mode | compile (s) | run (s) | evaluations/s |")
     print("|---|---|---|---|")
