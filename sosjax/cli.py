@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="evolution.FIELD=v1,v2,... runs one variant per value instead of --algorithms, "
                          "FIELD one of rmp, learn_rmp, crossover, mutation_rate, p_min")
     compare.add_argument("--seed-chunk", type=int, default=0, help="seeds per vmapped chunk, to bound memory; 0 runs all at once (default)")
+    compare.add_argument("--force", action="store_true", help="use a workdir whose config.json differs from this config")
     compare.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -125,7 +126,7 @@ def _dispatch(args, overrides) -> int:
         config = load_config(args.config, overrides)
         algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
         summary = compare(config, args.workdir, seeds=args.seeds, algorithms=algorithms, sweep=args.sweep,
-                          seed_chunk=args.seed_chunk, progress=not args.no_progress)
+                          seed_chunk=args.seed_chunk, force=args.force, progress=not args.no_progress)
         print(markdown_table(summary), end="")
         print("Comparison written to " + ", ".join(os.path.join(args.workdir, name) for name in FILES.values()))
         return 0

@@ -357,6 +357,7 @@ def compare(
     algorithms: Sequence[str] = tuple(ALGORITHMS),
     sweep: str | None = None,
     seed_chunk: int = 0,
+    force: bool = False,
     progress: bool = True,
 ) -> dict:
     """Run a comparison in `workdir` and write `comparison.json`, `comparison.md` and `comparison.png`.
@@ -364,6 +365,7 @@ def compare(
     The JAT is pretrained once with `config.seed` (or loaded from the workdir's
     `checkpoints/jat`). Seeds are `config.seed, config.seed + 1, ...`. With
     `sweep`, the variants are the sweep's values instead of `algorithms`.
+    `force` reuses a workdir whose config.json differs, as `sosjax run --force` does.
 
     Returns the summary written to `comparison.json`.
     """
@@ -375,7 +377,7 @@ def compare(
         raise ValueError(f"--seeds must be at least 1, got {seeds}.")
     if seed_chunk < 0:
         raise ValueError(f"--seed-chunk must be 0 (all seeds at once) or positive, got {seed_chunk}.")
-    prepare_workdir(config, workdir)
+    prepare_workdir(config, workdir, force=force)
     context = build_context(config, workdir, progress=progress)
     model, data, settings = context.model, context.data, config.evolution
     num_tasks = len(data.tasks)
