@@ -55,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")
     report.add_argument("--workdir", required=True, help="run folder written by `sosjax run`")
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare MO-MFEA, MO-MFEA-II and the single-task baseline over many seeds",
+        description="Evolve every algorithm on every seed from the same JAT, initial populations and fitness batches, "
+        "seeds vmapped in one jitted program, and write comparison.json, comparison.md and comparison.png. "
+        "Override any config field with --config.FIELD=VALUE.",
+    )
+    compare.add_argument("--config", default=None, help="config file, optionally FILE:ARG (default: configs/digits_resnet18.py)")
+    compare.add_argument("--workdir", required=True, help="comparison folder; a JAT already in its checkpoints/jat is reused")
+    compare.add_argument("--seeds", type=int, default=10, help="number of seeds, config.seed onwards (default: 10)")
+    compare.add_argument("--algorithms", default="momfea,momfea2,single",
+                         help="comma-separated algorithms among momfea, momfea2, single (default: all three)")
+    compare.add_argument("--sweep", default=None,
+                         help="evolution.FIELD=v1,v2,... runs one variant per value instead of --algorithms, "
+                         "FIELD one of rmp, learn_rmp, crossover, mutation_rate, p_min")
+    compare.add_argument("--seed-chunk", type=int, default=0, help="seeds per vmapped chunk, to bound memory; 0 runs all at once (default)")
+    compare.add_argument("--force", action="store_true", help="use a workdir whose config.json differs from this config")
+    compare.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -63,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     overrides = [a for a in argv if a.startswith("--config.")]
     args = parser.parse_args([a for a in argv if not a.startswith("--config.")])
-    if overrides and args.command != "run":
-        parser.error(f"--config.FIELD=VALUE overrides apply to `sosjax run` only, got {overrides[0]!r}.")
+    if overrides and args.command not in ("run", "compare"):
+        parser.error(f"--config.FIELD=VALUE overrides apply to `sosjax run` and `sosjax compare` only, got {overrides[0]!r}.")
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("sosjax").setLevel(logging.INFO)
@@ -130,6 +149,18 @@ def _dispatch(args, overrides) -> int:
 
         for path in write_report(args.workdir):
             print(path)
+        return 0
+    if args.command == "compare":
+        from sosjax.compare import compare
+        from sosjax.compare_report import FILES, markdown_table
+        from sosjax.config import load_config
+
+        config = load_config(args.config, overrides)
+        algorithms = [name.strip() for name in args.algorithms.split(",") if name.strip()]
+        summary = compare(config, args.workdir, seeds=args.seeds, algorithms=algorithms, sweep=args.sweep,
+                          seed_chunk=args.seed_chunk, force=args.force, progress=not args.no_progress)
+        print(markdown_table(summary), end="")
+        print("Comparison written to " + ", ".join(os.path.join(args.workdir, name) for name in FILES.values()))
         return 0
     raise AssertionError(args.command)
 
