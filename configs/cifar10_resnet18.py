@@ -1,4 +1,6 @@
-"""CIFAR-10 animals and vehicles with ResNet-18: the paper's settings.
+"""CIFAR-10 animals and vehicles with ResNet-18, with the settings of
+Choong, Ong, Gupta and Lim, "Jack and Masters of All Trades: One-Pass Learning
+of a Set of Model Sets from Foundation AI Models".
 
 The data folder comes from `config.data.path`: the python-pickle batches
 (`data_batch_1` … `data_batch_5`, `test_batch`, optionally inside
@@ -36,7 +38,7 @@ def get_config(arg=None):
     config.evolution.num_fitness_batches = 16
     config.evolution.checkpoint_every = 10
 
-    # The paper's fine-tuning: Adam 5e-4, ×0.95 per epoch, 25 epochs, every front member.
+    # Fine-tuning as Choong et al.: Adam 5e-4, ×0.95 per epoch, 25 epochs, every front member.
     config.finetune.epochs = 25
     config.finetune.batch_size = 128
     config.finetune.optimizer = "adam"

@@ -33,7 +33,7 @@ def get_config(arg=None):
     config.evolution.fitness_batch_size = 256
     config.evolution.checkpoint_every = 10
 
-    # Adam at 1e-3 rather than the paper's 5e-4: on this data, random
+    # Adam at 1e-3 rather than Choong et al.'s 5e-4, because on this data random
     # 50%-density masks needed it to recover the JAT's test accuracy. Evolved
     # members start from recalibrated BatchNorm statistics and need fewer
     # epochs; 8 members × 20 epochs keeps fine-tuning near four minutes.

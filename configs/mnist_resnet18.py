@@ -1,4 +1,6 @@
-"""MNIST even and odd digits with ResNet-18: the paper's settings.
+"""MNIST even and odd digits with ResNet-18, with the settings of
+Choong, Ong, Gupta and Lim, "Jack and Masters of All Trades: One-Pass Learning
+of a Set of Model Sets from Foundation AI Models".
 
 The data folder comes from `config.data.path`: the four IDX files
 (`train-images-idx3-ubyte[.gz]`, ...), `mnist.pkl.gz`, or a prepared TFDS
@@ -34,7 +36,7 @@ def get_config(arg=None):
     config.evolution.num_fitness_batches = 16
     config.evolution.checkpoint_every = 10
 
-    # The paper's fine-tuning: Adam 5e-4, ×0.95 per epoch, 10 epochs, every front member.
+    # Fine-tuning as Choong et al.: Adam 5e-4, ×0.95 per epoch, 10 epochs, every front member.
     config.finetune.epochs = 10
     config.finetune.batch_size = 128
     config.finetune.optimizer = "adam"

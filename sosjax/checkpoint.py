@@ -27,7 +27,7 @@ class Checkpoints:
         """Save `tree` as `step`; a step that exists already is kept as it is.
 
         Every caller saves a step from the same deterministic state, so an
-        existing step (for example saved again on Ctrl-C) holds the same tree.
+        existing step (for example saved again on Ctrl-C) contains the same tree.
         """
         if step in self.steps():
             return

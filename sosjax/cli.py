@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             f"could not read or write{target}: {error.strerror or error}. Finished stages and checkpoints are kept; "
             "fix the cause (free disk space, permissions) and run the same command again to resume.",
         )
-    except Exception as error:  # Anything else is a bug: say so in one line unless --debug.
+    except Exception as error:  # Anything else is a bug: report it in one line unless --debug.
         return _report_error(args, f"unexpected {type(error).__name__}: {error}. Rerun with --debug for the traceback.")
 
 

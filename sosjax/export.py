@@ -115,7 +115,7 @@ def write_set_of_sets(workdir, model, jat, jat_metrics, tuned, metric, dtypes, t
             small, small_variables = model.compact(variables, np.asarray(mask))
             params = int(small.num_params())
             if params != int(model.num_params(np.asarray(mask))):
-                raise AssertionError(f"Compaction of {task}/{member_id} kept {params} parameters, the mask says {int(model.num_params(np.asarray(mask)))}.")
+                raise AssertionError(f"Compaction of {task}/{member_id} failed: it kept {params} parameters, but the mask keeps {int(model.num_params(np.asarray(mask)))}.")
             relative = os.path.join("models", task, member_id)
             entry = {
                 "task": task,

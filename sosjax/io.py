@@ -9,7 +9,7 @@ from typing import Any
 
 
 def is_writer() -> bool:
-    """Whether this process writes run files: only process 0 of a multi-host job does."""
+    """Return True if this process writes run files; in a multi-host job only process 0 does."""
     import jax
 
     return jax.process_index() == 0

@@ -187,12 +187,15 @@ def build_context(config, workdir: str, *, progress: bool = True) -> RunContext:
 
 
 def metric_name(heads: TaskHeads) -> str:
-    """The test metric's name."""
+    """Return the test metric's name: accuracy, bleu or rmse."""
     return {"classification": "accuracy", "translation": "bleu"}.get(heads.kind, "rmse")
 
 
 def validation_metric_name(heads: TaskHeads) -> str:
-    """The metric that picks each member's best epoch; translation uses NLL, not BLEU."""
+    """Return the name of the metric that picks each member's best epoch.
+
+    Translation uses NLL, because BLEU needs decoding and is too slow per epoch.
+    """
     return "nll" if heads.kind == "translation" else metric_name(heads)
 
 
@@ -318,7 +321,7 @@ def evolve_stage(context: RunContext, jat: dict):
     else:
         checkpoints.save(0, state)
     metrics_path = os.path.join(context.workdir, "metrics.jsonl")
-    history = _truncate_metrics(metrics_path, start)
+    _truncate_metrics(metrics_path, start)
 
     generation = jax.jit(make_generation(strategy, params, evaluate))
     if start >= settings.generations:
@@ -331,7 +334,7 @@ def evolve_stage(context: RunContext, jat: dict):
     g = start
     try:
         for g in range(start, settings.generations):
-            state = _run_generation(compiled, state, run_key, jat, xs, ys, g, data.task_names, evaluations, metrics_path, history, bar)
+            state = _run_generation(compiled, state, run_key, jat, xs, ys, g, data.task_names, evaluations, metrics_path, bar)
             if (g + 1) % settings.checkpoint_every == 0 or g + 1 == settings.generations:
                 checkpoints.save(g + 1, state)
     except KeyboardInterrupt:
@@ -343,7 +346,7 @@ def evolve_stage(context: RunContext, jat: dict):
     return state
 
 
-def _run_generation(compiled, state, run_key, jat, xs, ys, g, task_names, evaluations, metrics_path, history, bar):
+def _run_generation(compiled, state, run_key, jat, xs, ys, g, task_names, evaluations, metrics_path, bar):
     """Run generation g, log its metrics and return the new state."""
     begin = time.perf_counter()
     state, metrics = compiled(state, run_key, jat, xs, ys, jnp.int32(g))
@@ -351,7 +354,6 @@ def _run_generation(compiled, state, run_key, jat, xs, ys, g, task_names, evalua
     seconds = time.perf_counter() - begin
 
     record = _metrics_record(g + 1, metrics, task_names, evaluations / seconds)
-    history.append(record)
     _append_line(metrics_path, record)
     bar.update(1)
     bar.set_postfix({"evals/s": f"{record['evaluations_per_second']:.0f}", "HV": " ".join(f"{v:.3f}" for v in record["hypervolume"].values())})
@@ -507,10 +509,10 @@ def members_per_call(config, mesh=None) -> int:
     """Members trained together in one vmapped program (0 means all).
 
     On one CPU device, vmapping convolutions over members with different
-    weights lowers to grouped convolutions that XLA runs far slower than one
-    member at a time (measured 2.5× slower than a loop for 10 ResNet-18
-    members), so `finetune.members_per_call = 0` means 1 there, and all members
-    on accelerators or when a mesh splits the members over devices.
+    weights lowers to grouped convolutions, which XLA runs 2.5× slower than a
+    loop (measured for 10 ResNet-18 members at width 0.25). So
+    `finetune.members_per_call = 0` means 1 there, and all members on
+    accelerators or when a mesh splits the members over devices.
     """
     chosen = config.finetune.members_per_call
     if chosen:

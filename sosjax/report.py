@@ -34,7 +34,7 @@ def tables_markdown(manifest: dict) -> str:
 
 
 def summary_lines(manifest: dict) -> list[str]:
-    """One line per task: the JAT's metric and the smallest member at least as good."""
+    """Summarize each task in one line: the JAT's metric and the smallest member at least as good."""
     metric = manifest["metric"]
     better = higher_is_better(metric)
     jat = manifest["jat"]

@@ -222,7 +222,7 @@ def train_members(
     if checkpoints is not None:
         restored = checkpoints.restore_latest(loop)
         if restored is not None:
-            loop = jax.tree.map(lambda v: v, restored[1])
+            loop = restored[1]
             loop = dict(loop, **{name: np.asarray(loop[name]) for name in ("epoch", "best_metric", "best_epoch", "diverged", "history")})
 
     step = _train_step_fn(model, heads, optimizer, mesh)

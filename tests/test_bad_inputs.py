@@ -149,7 +149,9 @@ def test_workdir_of_another_config_is_refused(workdir_copy, capsys):
     code = cli.main(run_args(workdir_copy, "--config.seed=5", "--config.evolution.rmp=0.1"))
     err = capsys.readouterr().err
     assert code == 1
-    assert "evolution.rmp" in err and "seed" in err and "--force" in err
+    assert "evolution.rmp" in err
+    assert "seed" in err
+    assert "--force" in err
     assert digest(workdir_copy) == before
 
 
