@@ -26,17 +26,55 @@ def _finite_rows(objectives: jax.Array) -> jax.Array:
     return jnp.all(jnp.isfinite(objectives), axis=-1)
 
 
+# Rows get their index packed into the low bits of an int32 sort key, so the
+# packed sorts below handle N up to 2^15.
+_MAX_PACKED_ROWS = 2**15
+
+
+def _order_keys(values: jax.Array) -> jax.Array:
+    """Map `values[N]` to `int32[N]` with the same order (NaN after +inf, -0 = +0)."""
+    if jnp.issubdtype(values.dtype, jnp.integer):
+        return values.astype(jnp.int32)
+    values = values.astype(jnp.float32)
+    values = jnp.where(jnp.isnan(values), jnp.nan, jnp.where(values == 0, 0.0, values))
+    bits = lax.bitcast_convert_type(values, jnp.int32)
+    # Negative floats order backwards as integers: flip all but their sign bit.
+    return bits ^ ((bits >> 31) & jnp.int32(0x7FFFFFFF))
+
+
+def _codes(values: jax.Array) -> jax.Array:
+    """Return `int32[N]`: how many entries of `values[N]` are strictly smaller."""
+    keys = _order_keys(values)
+    return jnp.searchsorted(jnp.sort(keys), keys, side="left", method="scan_unrolled").astype(jnp.int32)
+
+
 def _lexsort(*keys: jax.Array) -> jax.Array:
     """Return the stable lexicographic order of `keys`, the last key primary, as
-    `jnp.lexsort` does, by one stable argsort per key.
+    `jnp.lexsort` does.
 
-    XLA's CPU sort with a multi-key comparator is several times slower than
-    repeated single-key sorts (measured 20 ms against 9 ms for two keys at
-    N = 20,000).
+    XLA's CPU sort is several times faster on one int32 operand than with a
+    comparator over several operands (0.55 ms against 4.1 ms for an argsort at
+    N = 20,000), so each key becomes a code below N and the codes of as many keys
+    as fit go into one int32 together with the row's position: each pass is one
+    such sort, least significant keys first. Larger N fall back to one stable
+    argsort per key.
     """
-    order = jnp.argsort(keys[0], stable=True)
-    for key in keys[1:]:
-        order = order[jnp.argsort(key[order], stable=True)]
+    size = keys[0].shape[0]
+    if size >= _MAX_PACKED_ROWS:
+        order = jnp.argsort(keys[0], stable=True)
+        for key in keys[1:]:
+            order = order[jnp.argsort(key[order], stable=True)]
+        return order
+
+    bits = max(1, (size - 1).bit_length())
+    keys_per_pass = 31 // bits - 1
+    position_mask = (1 << bits) - 1
+    order = jnp.arange(size, dtype=jnp.int32)
+    for start in range(0, len(keys), keys_per_pass):
+        packed = jnp.arange(size, dtype=jnp.int32)
+        for slot, key in enumerate(keys[start:start + keys_per_pass], start=1):
+            packed = packed | (_codes(key)[order] << (bits * slot))
+        order = order[jnp.sort(packed) & position_mask]
     return order
 
 

@@ -63,8 +63,10 @@ def test_two_point_crossover_swaps_one_segment():
     assert abs(lengths.mean() - (_NUM_DIMS + 2) / 3) < 1.5
 
 
-@pytest.mark.parametrize("rate", [0.01, 0.2])
+@pytest.mark.parametrize("rate", [1e-3, 0.01, 0.2, 0.9])
 def test_bit_flip_mutation_rate(rate):
+    # 1e-3 is below 1/256: every flip then comes from the tie path, where a bit's
+    # top random byte equals the rate's and its low 24 bits decide.
     rng = np.random.default_rng(3)
     genomes = jnp.asarray(rng.random((_NUM_DRAWS, _NUM_DIMS)) < 0.5)
     mutate = jax.jit(jax.vmap(bit_flip_mutation, in_axes=(0, 0, None)))
@@ -72,6 +74,25 @@ def test_bit_flip_mutation_rate(rate):
     flipped = np.asarray(mutated != genomes)
     expected = rate * flipped.size
     assert abs(flipped.sum() - expected) < 5 * np.sqrt(expected * (1 - rate))
+
+    # Every position flips at the same rate: 64 binomial counts over 4,000 draws.
+    per_position = flipped.sum(axis=0)
+    assert np.all(np.abs(per_position - rate * _NUM_DRAWS) < 5 * np.sqrt(_NUM_DRAWS * rate * (1 - rate)) + 3)
+
+
+def test_mutation_rate_one_flips_all():
+    genomes, _ = zeros_and_ones(count=10)
+    mutated = jax.vmap(bit_flip_mutation, in_axes=(0, 0, None))(many_keys(6, 10), genomes, 1.0)
+    assert np.asarray(mutated).all()
+
+
+def test_mutation_odd_length_tail():
+    # D = 70 is not a multiple of the 32-bit blocks; the tail must still mutate.
+    genomes = jnp.zeros((20000, 70), bool)
+    mutated = np.asarray(jax.jit(jax.vmap(bit_flip_mutation, in_axes=(0, 0, None)))(
+        many_keys(7, 20000), genomes, jnp.float32(0.05)))
+    tail_rate = mutated[:, 64:].mean()
+    assert abs(tail_rate - 0.05) < 5 * np.sqrt(0.05 * 0.95 / (20000 * 6))
 
 
 def test_mutation_rate_defaults_to_one_over_num_dims():

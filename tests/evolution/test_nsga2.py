@@ -173,3 +173,24 @@ def test_nsga2_select_under_vmap():
     batched = np.asarray(jax.jit(jax.vmap(lambda f: nsga2_select(f, 50)))(batch))
     for objectives, selected in zip(batch, batched):
         np.testing.assert_array_equal(selected, np.asarray(_select(objectives, 50)))
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1024, 1025, 32767, 32768])
+def test_packed_lexsort_matches_numpy(size):
+    # Sizes straddle the packing limits: 2 keys per sort up to 1,024 rows, 1 key
+    # per sort below 32,768, stable argsorts from there on.
+    from sosjax.evolution.nsga2 import _lexsort
+
+    rng = np.random.default_rng(size)
+    special = np.array([np.inf, -np.inf, 0.0, -0.0, 1.5, -2.0, 1e-30, -1e-30], np.float32)
+    keys = (
+        rng.choice(special, size),
+        rng.integers(0, 3, size).astype(np.int32),
+        rng.random(size).astype(np.float32),
+        np.round(rng.random(size) * 4).astype(np.float32) - 2,
+    )
+    lexsort = jax.jit(_lexsort)
+    for chosen in [(0,), (0, 1), (1, 0), (2, 1), (0, 1, 3), (3, 0, 1, 2)]:
+        ours = np.asarray(lexsort(*(jnp.asarray(keys[i]) for i in chosen)))
+        # numpy orders -0.0 and 0.0 as equal, as sosjax must.
+        np.testing.assert_array_equal(ours, np.lexsort([keys[i] for i in chosen]))
