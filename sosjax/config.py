@@ -78,7 +78,8 @@ def base_config() -> ml_collections.ConfigDict:
     # BiLSTM hidden units per direction and layers.
     c.model.hidden = 128
     c.model.layers = 2
-    # Adjacent units under one mask bit (sets D); for m2m100, attention heads.
+    # Adjacent units under one mask bit (sets D); for m2m100, attention heads
+    # or rows of one head, by translation.mask_unit.
     c.model.granularity = 1
     # Groups every layer keeps at least.
     c.model.min_active = 1
@@ -156,6 +157,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.translation.max_length = 128
     c.translation.num_beams = 1
     c.translation.eval_batch_size = 32
+    # What one mask bit of the M2M100 removes: heads (model.granularity whole
+    # heads of one attention layer) or rows (model.granularity adjacent rows of
+    # one head, either of q_proj with k_proj or of v_proj with out_proj's input
+    # columns).
+    c.translation.mask_unit = "heads"
     # The small JAT pretrained offline when pretrain.checkpoint is None (with
     # pretrain.batch_size and pretrain.learning_rate, Adafactor): sentencepiece
     # pieces, width, layers, heads per attention, feed-forward width, steps.
@@ -399,6 +405,21 @@ def _validate_translation(config: ml_collections.ConfigDict) -> None:
         _check(_is_int(translation[field]) and translation[field] >= 1, f"translation.{field}", translation[field], "an integer >= 1")
     _check(translation.d_model % translation.heads == 0, "translation.heads", translation.heads,
            f"a divisor of translation.d_model ({translation.d_model})")
+    _check(translation.mask_unit in ("heads", "rows"), "translation.mask_unit", translation.mask_unit, "heads or rows")
+
+    # The JAT that a run pretrains has known head sizes, so a granularity that
+    # splits no whole number of heads or rows fails here. A checkpoint's head
+    # sizes are checked when it is loaded.
+    if config.data.name == "wmt19" and config.pretrain.checkpoint is None:
+        granularity = config.model.granularity
+        if translation.mask_unit == "heads":
+            _check(translation.heads % granularity == 0, "model.granularity", granularity,
+                   f"a divisor of translation.heads ({translation.heads}) when translation.mask_unit = heads")
+        else:
+            head_dim = translation.d_model // translation.heads
+            _check(head_dim % granularity == 0, "model.granularity", granularity,
+                   f"a divisor of the head width translation.d_model / translation.heads ({head_dim}) "
+                   "when translation.mask_unit = rows")
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> str:

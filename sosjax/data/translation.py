@@ -124,6 +124,22 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def _tfrecord_examples(tfds, builder, split: str):
+    """Examples of a split that TFDS cannot serve as a data source (tfrecord files), read through TensorFlow."""
+    # NOTE: reading tfrecord files through TensorFlow is untested, because
+    # the test environment has no TensorFlow. Tests cover array_record
+    # preparations and the error below.
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as error:
+        file_format = getattr(builder.info.file_format, "value", builder.info.file_format)
+        raise ImportError(
+            f"{builder.data_dir} stores {file_format} files, which only TensorFlow reads. Install tensorflow-cpu, "
+            "or prepare the data set as array_record (`tfds build wmt19_translate --file_format=array_record`)."
+        ) from error
+    return tfds.as_numpy(builder.as_dataset(split=split))
+
+
 def load_wmt19(
     pair: str,
     data_dir: str | None = None,
@@ -148,13 +164,11 @@ def load_wmt19(
     source_lang, target_lang = pair.split("-")
     builder = tfds.builder_from_directory(_prepared_wmt19_folder(pair, data_dir))
 
-    # NOTE: only the not-prepared path is tested; reading needs either an
-    # array_record preparation or TensorFlow for tfrecord files.
     def read(split: str) -> list[Pair]:
         try:
             examples = builder.as_data_source(split=split)
         except (NotImplementedError, ValueError, ImportError):
-            examples = tfds.as_numpy(builder.as_dataset(split=split))
+            examples = _tfrecord_examples(tfds, builder, split)
         pairs = []
         for example in examples:
             pairs.append((_text(example[source_lang]), _text(example[target_lang])))

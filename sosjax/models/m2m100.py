@@ -1,10 +1,21 @@
-"""M2M100 as a masked model: one mask bit per group of attention heads.
+"""M2M100 as a masked model: mask bits on attention heads or on rows of the attention projections.
 
-Groups are attention heads (`heads_per_group` adjacent heads of one attention
-layer per bit) of every encoder self-attention, decoder self-attention and
-decoder cross-attention. Embeddings, positions, layer norms, feed-forward blocks
-and the output projection are never masked. Bits are ordered by site: encoder
-layer 0, 1, ..., then decoder layer 0 self, 0 cross, 1 self, 1 cross, ...
+Every encoder self-attention, decoder self-attention and decoder
+cross-attention is masked. Embeddings, positions, layer norms, feed-forward
+blocks and the output projection never are. Bits are ordered by attention
+layer: encoder layer 0, 1, ..., then decoder layer 0 self, 0 cross, 1 self, 1
+cross, ... Within a layer, `config.mask_unit` sets what one bit removes:
+
+- "heads": `heads_per_group` adjacent whole heads (their q, k, v rows and
+  out_proj input columns).
+- "rows": `rows_per_group` adjacent rows of one head, of one of two kinds. The
+  layer's query/key groups come first: each removes those rows of q_proj and
+  k_proj (kernel columns and biases) together, since a query row is useless
+  without the matching key row. Its value/output groups follow: each removes
+  those rows of v_proj together with the matching input columns of out_proj.
+  A head left without value/output rows adds nothing, so `compact` deletes it
+  with its remaining query/key rows, and `num_params` counts those rows as
+  removed.
 """
 
 from __future__ import annotations
@@ -29,25 +40,40 @@ class AttentionSite:
     #: Path of the attention module inside `variables["params"]`.
     path: tuple[str, str]
     heads: int
+    #: Width of an unpruned head, which fixes the score scale.
     head_dim: int
+    #: Kept query/key and value/output widths per head.
+    qk_dims: tuple[int, ...]
+    vo_dims: tuple[int, ...]
     #: First mask bit of this layer.
     offset: int
-    #: Mask bits of this layer: `heads // heads_per_group`.
+    #: Mask bits of this layer: `heads // heads_per_group` in head mode; in row
+    #: mode `qk_groups` query/key bits followed by the value/output bits.
     groups: int
+    qk_groups: int
+
+    @property
+    def qk_width(self) -> int:
+        return sum(self.qk_dims)
+
+    @property
+    def vo_width(self) -> int:
+        return sum(self.vo_dims)
 
 
 def _attention_sites(config: M2M100Config) -> tuple[AttentionSite, ...]:
-    named = [(("encoder_layers_%d" % i, "self_attn"), h, config.encoder_head_dim)
-             for i, h in enumerate(config.layer_heads("encoder_heads"))]
-    decoder = zip(config.layer_heads("decoder_self_heads"), config.layer_heads("decoder_cross_heads"))
-    for i, (self_heads, cross_heads) in enumerate(decoder):
-        named.append((("decoder_layers_%d" % i, "self_attn"), self_heads, config.decoder_head_dim))
-        named.append((("decoder_layers_%d" % i, "encoder_attn"), cross_heads, config.decoder_head_dim))
+    paths = [("encoder_layers_%d" % i, "self_attn") for i in range(config.encoder_layers)]
+    for i in range(config.decoder_layers):
+        paths += [("decoder_layers_%d" % i, "self_attn"), ("decoder_layers_%d" % i, "encoder_attn")]
 
     sites, offset = [], 0
-    for path, heads, head_dim in named:
-        groups = heads // config.heads_per_group
-        sites.append(AttentionSite(path, heads, head_dim, offset, groups))
+    for path, (heads, head_dim), (qk_dims, vo_dims) in zip(paths, config.site_heads(), config.site_dims()):
+        if config.mask_unit == "heads":
+            groups, qk_groups = heads // config.heads_per_group, 0
+        else:
+            qk_groups = sum(qk_dims) // config.rows_per_group
+            groups = qk_groups + sum(vo_dims) // config.rows_per_group
+        sites.append(AttentionSite(path, heads, head_dim, qk_dims, vo_dims, offset, groups, qk_groups))
         offset += groups
     return tuple(sites)
 
@@ -61,7 +87,7 @@ def _count_params(config: M2M100Config) -> int:
     total += 2 * layer_norm  # final layer norms of encoder and decoder
 
     for site in _attention_sites(config):
-        total += site.heads * (4 * d * site.head_dim + 3 * site.head_dim) + d
+        total += site.qk_width * _qk_row_params(d) + site.vo_width * _vo_row_params(d) + d
     for ffn, layers, norms in (
         (config.encoder_ffn_dim, config.encoder_layers, 2),
         (config.decoder_ffn_dim, config.decoder_layers, 3),
@@ -70,8 +96,23 @@ def _count_params(config: M2M100Config) -> int:
     return total
 
 
+def _qk_row_params(d_model: int) -> int:
+    # One row of q_proj and of k_proj: two kernel columns and two biases.
+    return 2 * d_model + 2
+
+
+def _vo_row_params(d_model: int) -> int:
+    # One row of v_proj (kernel column and bias) and one input column of out_proj.
+    return 2 * d_model + 1
+
+
+def _head_of_rows(dims: tuple[int, ...]) -> np.ndarray:
+    """Head index `int[sum(dims)]` of every row of a layer with per-head widths `dims`."""
+    return np.repeat(np.arange(len(dims)), dims)
+
+
 class M2M100(MaskedModel):
-    """The M2M100 encoder-decoder with masks on attention heads.
+    """The M2M100 encoder-decoder with masks on attention heads or projection rows.
 
     `inputs` is a dict: `input_ids int32[B, S]`, `attention_mask int32[B, S]`,
     `decoder_input_ids int32[B, T]` and optionally `decoder_attention_mask
@@ -85,34 +126,57 @@ class M2M100(MaskedModel):
         self.module = M2M100Module(config)
         self.sites = _attention_sites(config)
         self.num_dims = sum(site.groups for site in self.sites)
-        self.group_names = tuple(
-            f"{'.'.join(site.path)}.heads[{g * config.heads_per_group}:{(g + 1) * config.heads_per_group}]"
-            for site in self.sites
-            for g in range(site.groups)
-        )
-        group_params = [
-            config.heads_per_group * (4 * config.d_model * site.head_dim + 3 * site.head_dim)
-            for site in self.sites
-            for _ in range(site.groups)
-        ]
-        self._group_params = np.asarray(group_params, np.int64)
+        self.group_names = tuple(name for site in self.sites for name in self._site_group_names(site))
         self._total_params = _count_params(config)
+        # Per site, a one-hot `f32[vo_width, heads]` of each value/output row's head.
+        self._vo_heads = [np.eye(site.heads, dtype=np.float32)[_head_of_rows(site.vo_dims)] for site in self.sites]
+
+    def _site_group_names(self, site: AttentionSite) -> list[str]:
+        prefix = ".".join(site.path)
+        if self.hparams.mask_unit == "heads":
+            g = self.hparams.heads_per_group
+            return [f"{prefix}.heads[{i * g}:{(i + 1) * g}]" for i in range(site.groups)]
+        g = self.hparams.rows_per_group
+        qk = [f"{prefix}.qk_rows[{i * g}:{(i + 1) * g}]" for i in range(site.qk_groups)]
+        vo = [f"{prefix}.vo_rows[{i * g}:{(i + 1) * g}]" for i in range(site.groups - site.qk_groups)]
+        return qk + vo
 
     @property
     def config(self) -> dict:
         return {"name": "m2m100", **self.hparams.to_dict()}
 
+    # ---- mask to rows ----------------------------------------------------
+
+    def _row_keeps(self, mask, xp=jnp) -> list[tuple[Any, Any]]:
+        """Kept rows per site: `(qk bool[qk_width], vo bool[vo_width])` from `mask: bool[D]`.
+
+        A query/key row of a head without any value/output row is dropped,
+        because that head adds nothing to the output.
+        """
+        keeps = []
+        for site, vo_heads in zip(self.sites, self._vo_heads):
+            bits = mask[site.offset: site.offset + site.groups]
+            if self.hparams.mask_unit == "heads":
+                head_keep = xp.repeat(bits, self.hparams.heads_per_group)
+                qk = vo = xp.repeat(head_keep, site.head_dim)
+            else:
+                qk = xp.repeat(bits[: site.qk_groups], self.hparams.rows_per_group)
+                vo = xp.repeat(bits[site.qk_groups:], self.hparams.rows_per_group)
+                alive = (vo.astype(xp.float32) @ vo_heads) > 0
+                qk = qk & alive[_head_of_rows(site.qk_dims)]
+            keeps.append((qk, vo))
+        return keeps
+
     # ---- forward ---------------------------------------------------------
 
     def _gates(self, mask):
-        """Per-layer head gates `f32[heads]` from `mask: bool[D]`, or Nones."""
+        """Per-layer `(qk_gate, vo_gate)` row gates from `mask: bool[D]`, or Nones."""
         if mask is None:
             return None, None, None
-        mask = jnp.asarray(mask)
-        gates = [
-            jnp.repeat(mask[site.offset: site.offset + site.groups], self.hparams.heads_per_group).astype(jnp.float32)
-            for site in self.sites
-        ]
+        gates = []
+        for qk, vo in self._row_keeps(jnp.asarray(mask)):
+            qk_gate = None if self.hparams.mask_unit == "heads" else qk.astype(jnp.float32)
+            gates.append((qk_gate, vo.astype(jnp.float32)))
         n_encoder = self.hparams.encoder_layers
         return gates[:n_encoder], gates[n_encoder::2], gates[n_encoder + 1::2]
 
@@ -155,15 +219,51 @@ class M2M100(MaskedModel):
             method=M2M100Module.decode,
         )
 
+    def cross_key_values(self, variables: Variables, encoder_states) -> tuple:
+        """Per decoder layer, cross-attention `(keys, values)` over `encoder_states: f32[N, S, d]`."""
+        return self.module.apply({"params": variables["params"]}, encoder_states,
+                                 method=M2M100Module.cross_key_values)
+
+    def decode_step(self, variables: Variables, tokens, positions, index, cache, cross_key_values,
+                    attention_mask, mask=None):
+        """Logits `f32[N, vocab_size]` for one new token per sequence, and the updated cache.
+
+        See `M2M100Module.decode_step`; `init_cache` builds an empty cache.
+        """
+        _, self_gates, cross_gates = self._gates(mask)
+        return self.module.apply({"params": variables["params"]}, tokens, positions, index, cache,
+                                 cross_key_values, attention_mask, self_gates, cross_gates,
+                                 method=M2M100Module.decode_step)
+
+    def init_cache(self, batch: int, max_length: int, dtype=jnp.float32) -> tuple:
+        """Build an empty self-attention cache: per decoder layer, `(keys f32[batch, max_length,
+        sum(qk_dims)], values f32[batch, max_length, sum(vo_dims)])`.
+
+        Rows of all heads sit side by side on the last axis (head 0's rows
+        first), because pruned heads may have different widths.
+        """
+        self_sites = self.sites[self.hparams.encoder_layers::2]
+        return tuple(
+            (jnp.zeros((batch, max_length, site.qk_width), dtype), jnp.zeros((batch, max_length, site.vo_width), dtype))
+            for site in self_sites
+        )
+
     # ---- sizes -----------------------------------------------------------
 
     def num_params(self, mask=None):
         if mask is None:
             return self._total_params
-        if isinstance(mask, jax.Array):
-            pruned = jnp.sum(jnp.where(mask, 0, jnp.asarray(self._group_params, jnp.int32)))
-            return self._total_params - pruned
-        return int(self._total_params - self._group_params[~np.asarray(mask, bool)].sum())
+        traced = isinstance(mask, jax.Array)
+        xp = jnp if traced else np
+        mask = mask if traced else np.asarray(mask, bool)
+
+        d = self.hparams.d_model
+        pruned = 0
+        for site, (qk, vo) in zip(self.sites, self._row_keeps(mask, xp)):
+            pruned_qk = site.qk_width - xp.sum(qk, dtype=xp.int32)
+            pruned_vo = site.vo_width - xp.sum(vo, dtype=xp.int32)
+            pruned = pruned + pruned_qk * _qk_row_params(d) + pruned_vo * _vo_row_params(d)
+        return self._total_params - pruned if traced else int(self._total_params - pruned)
 
     def num_stored(self, mask=None):
         # Sinusoidal positions are computed, not stored, and there is no
@@ -176,29 +276,38 @@ class M2M100(MaskedModel):
         if mask is None:
             return ones
 
-        mask = jnp.asarray(mask)
-        for site in self.sites:
-            head_keep = jnp.repeat(mask[site.offset: site.offset + site.groups], self.hparams.heads_per_group)
-            inner_keep = jnp.repeat(head_keep, site.head_dim).astype(jnp.float32)
+        for site, (qk, vo) in zip(self.sites, self._row_keeps(jnp.asarray(mask))):
+            qk, vo = qk.astype(jnp.float32), vo.astype(jnp.float32)
             attention = ones[site.path[0]][site.path[1]]
-            for name in ("q_proj", "k_proj", "v_proj"):
-                attention[name]["kernel"] = attention[name]["kernel"] * inner_keep[None, :]
-                attention[name]["bias"] = attention[name]["bias"] * inner_keep
-            attention["out_proj"]["kernel"] = attention["out_proj"]["kernel"] * inner_keep[:, None]
+            for name, keep in (("q_proj", qk), ("k_proj", qk), ("v_proj", vo)):
+                attention[name]["kernel"] = attention[name]["kernel"] * keep[None, :]
+                attention[name]["bias"] = attention[name]["bias"] * keep
+            attention["out_proj"]["kernel"] = attention["out_proj"]["kernel"] * vo[:, None]
         return ones
 
     # ---- pruning ---------------------------------------------------------
 
+    def _repair_segments(self) -> list[tuple[int, int]]:
+        """`(offset, length)` of each run of bits that keeps `min_active` groups:
+        a whole layer in head mode, its query/key and its value/output bits in row mode."""
+        if self.hparams.mask_unit == "heads":
+            return [(site.offset, site.groups) for site in self.sites]
+        segments = []
+        for site in self.sites:
+            segments += [(site.offset, site.qk_groups), (site.offset + site.qk_groups, site.groups - site.qk_groups)]
+        return segments
+
     def repair(self, key: jax.Array, mask: jax.Array) -> jax.Array:
         mask = jnp.asarray(mask, bool)
-        keys = jax.random.split(key, max(len(self.sites), 1))
+        segments = self._repair_segments()
+        keys = jax.random.split(key, max(len(segments), 1))
         pieces = []
-        for site, site_key in zip(self.sites, keys):
-            piece = mask[site.offset: site.offset + site.groups]
-            needed = min(self.hparams.min_active, site.groups) - jnp.sum(piece)
+        for (offset, length), segment_key in zip(segments, keys):
+            piece = mask[offset: offset + length]
+            needed = min(self.hparams.min_active, length) - jnp.sum(piece)
 
             # Switch on the `needed` off bits with the highest random priority.
-            priority = jnp.where(piece, -jnp.inf, jax.random.uniform(site_key, (site.groups,)))
+            priority = jnp.where(piece, -jnp.inf, jax.random.uniform(segment_key, (length,)))
             rank = jnp.argsort(jnp.argsort(-priority))
             pieces.append(piece | (rank < needed))
         return jnp.concatenate(pieces) if pieces else mask
@@ -211,31 +320,39 @@ class M2M100(MaskedModel):
             raise ValueError(f"Expected a mask of shape ({self.num_dims},), got {mask.shape}.")
 
         params = _nested_numpy(variables["params"])
-        kept_heads = {}
-        for site in self.sites:
-            head_keep = np.repeat(mask[site.offset: site.offset + site.groups], self.hparams.heads_per_group)
-            inner_keep = np.repeat(head_keep, site.head_dim)
+        qk_dims, vo_dims = [], []
+        for site, (qk, vo) in zip(self.sites, self._row_keeps(mask, np)):
             attention = dict(params[site.path[0]][site.path[1]])
-            for name in ("q_proj", "k_proj", "v_proj"):
-                attention[name] = {
-                    "kernel": attention[name]["kernel"][:, inner_keep],
-                    "bias": attention[name]["bias"][inner_keep],
-                }
-            attention["out_proj"] = {
-                "kernel": attention["out_proj"]["kernel"][inner_keep, :],
-                "bias": attention["out_proj"]["bias"],
-            }
+            for name, keep in (("q_proj", qk), ("k_proj", qk), ("v_proj", vo)):
+                attention[name] = {"kernel": attention[name]["kernel"][:, keep], "bias": attention[name]["bias"][keep]}
+            attention["out_proj"] = {"kernel": attention["out_proj"]["kernel"][vo, :],
+                                     "bias": attention["out_proj"]["bias"]}
             params[site.path[0]] = {**params[site.path[0]], site.path[1]: attention}
-            kept_heads[site.path] = int(head_keep.sum())
 
-        n_decoder = self.hparams.decoder_layers
-        small_config = dataclasses.replace(
-            self.hparams,
-            encoder_heads=tuple(kept_heads[("encoder_layers_%d" % i, "self_attn")] for i in range(self.hparams.encoder_layers)),
-            decoder_self_heads=tuple(kept_heads[("decoder_layers_%d" % i, "self_attn")] for i in range(n_decoder)),
-            decoder_cross_heads=tuple(kept_heads[("decoder_layers_%d" % i, "encoder_attn")] for i in range(n_decoder)),
+            # Heads without value/output rows vanish together with their query/key rows.
+            qk_per_head = np.bincount(_head_of_rows(site.qk_dims)[qk], minlength=site.heads)
+            vo_per_head = np.bincount(_head_of_rows(site.vo_dims)[vo], minlength=site.heads)
+            alive = vo_per_head > 0
+            qk_dims.append(tuple(int(w) for w in qk_per_head[alive]))
+            vo_dims.append(tuple(int(w) for w in vo_per_head[alive]))
+
+        return M2M100(self._compacted_config(qk_dims, vo_dims)), {"params": jax.tree.map(jnp.asarray, params)}
+
+    def _compacted_config(self, qk_dims, vo_dims) -> M2M100Config:
+        c = self.hparams
+        heads = [len(dims) for dims in vo_dims]
+        n_encoder = c.encoder_layers
+        full_width = all(w == head_dim for dims, (_, head_dim) in zip(qk_dims + vo_dims, c.site_heads() * 2)
+                         for w in dims)
+        return dataclasses.replace(
+            c,
+            encoder_heads=tuple(heads[:n_encoder]),
+            decoder_self_heads=tuple(heads[n_encoder::2]),
+            decoder_cross_heads=tuple(heads[n_encoder + 1::2]),
+            # Full-width heads keep None, so head masks still apply to the compacted model.
+            qk_dims=None if full_width else tuple(qk_dims),
+            vo_dims=None if full_width else tuple(vo_dims),
         )
-        return M2M100(small_config), {"params": jax.tree.map(jnp.asarray, params)}
 
 
 def _nested_numpy(tree: Mapping) -> dict:

@@ -1,9 +1,13 @@
 """Greedy and beam-search decoding for the Flax M2M100, as transformers' `generate` does it.
 
-Each step reruns the decoder over the whole fixed-length buffer instead of
-keeping a key/value cache, so shapes stay fixed and the whole loop is jitted.
-NOTE: a step therefore costs max_length decoder positions instead of one, which
-matters for long outputs of large models.
+By default each step runs the decoder on one new position against a key/value
+cache of fixed shape: per decoder layer, self-attention keys and values of
+every earlier position (`f32[N, max_length, ·]`, written in place), and
+cross-attention keys and values computed once from the encoder states. Beam
+search reorders the cache rows with the beams. `use_cache=False` reruns the
+decoder over the whole buffer every step instead, which costs max_length
+positions per step and serves as the reference for the cached path. Shapes are
+fixed either way, so the whole loop is jitted.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ def _step_positions(tokens: jax.Array, pad_token_id: int) -> jax.Array:
 
 
 def _next_logits(model, variables, tokens, step, encoder_states, attention_mask, mask):
-    """Logits `f32[N, vocab]` for the token after position `step - 1` of `tokens`."""
+    """Logits `f32[N, vocab]` for the token after position `step - 1` of `tokens`, rerunning the
+    decoder over the whole buffer."""
     logits = model.decode(
         variables,
         tokens,
@@ -39,6 +44,33 @@ def _next_logits(model, variables, tokens, step, encoder_states, attention_mask,
     return jax.lax.dynamic_index_in_dim(logits, step - 1, axis=1, keepdims=False).astype(jnp.float32)
 
 
+def _decoder(model, variables, encoder_states, attention_mask, mask, max_length: int, use_cache: bool):
+    """Return `(cache, logits_fn)` for decoding from `encoder_states: f32[N, S, d]`.
+
+    `logits_fn(tokens int32[N, max_length], step, cache) -> (f32[N, vocab], cache)`
+    gives the logits for the token at `step` from the tokens before it. With
+    `use_cache`, `cache` is the self-attention cache (see `M2M100.init_cache`)
+    and only the token at `step - 1` is run. Without it, `cache` is an empty tuple.
+    """
+    pad = model.hparams.pad_token_id
+    if not use_cache:
+        def rerun(tokens, step, cache):
+            return _next_logits(model, variables, tokens, step, encoder_states, attention_mask, mask), cache
+
+        return (), rerun
+
+    cross_key_values = model.cross_key_values(variables, encoder_states)
+
+    def one_position(tokens, step, cache):
+        token = jax.lax.dynamic_index_in_dim(tokens, step - 1, axis=1, keepdims=False)
+        positions = jnp.where(token == pad, pad, pad + step)  # as `_step_positions` numbers position step - 1
+        logits, cache = model.decode_step(variables, token, positions, step - 1, cache, cross_key_values,
+                                          attention_mask, mask)
+        return logits.astype(jnp.float32), cache
+
+    return model.init_cache(encoder_states.shape[0], max_length, encoder_states.dtype), one_position
+
+
 def _force_token(scores: jax.Array, step, forced_bos_token_id: int | None) -> jax.Array:
     """transformers' ForcedBOSTokenLogitsProcessor: at step 1 every token but the
     forced one gets -inf and the forced one gets 0."""
@@ -48,7 +80,7 @@ def _force_token(scores: jax.Array, step, forced_bos_token_id: int | None) -> ja
     return jnp.where(step == 1, forced, scores)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_length", "forced_bos_token_id"))
+@functools.partial(jax.jit, static_argnames=("model", "max_length", "forced_bos_token_id", "use_cache"))
 def greedy_generate(
     model: M2M100,
     variables,
@@ -58,6 +90,7 @@ def greedy_generate(
     *,
     max_length: int,
     forced_bos_token_id: int | None = None,
+    use_cache: bool = True,
 ) -> jax.Array:
     """Greedy decoding, as transformers' `generate(do_sample=False, num_beams=1)`.
 
@@ -67,6 +100,8 @@ def greedy_generate(
       max_length: decoder length including the start token, as transformers counts it.
       forced_bos_token_id: the target-language token forced right after the start
         token (`tokenizer.get_lang_id("en")`), or None.
+      use_cache: run one position per step against a key/value cache (False
+        reruns the decoder over the whole buffer; the tokens are the same).
 
     Returns:
       `int32[B, max_length]`: the decoder start token, the generated tokens, and
@@ -76,21 +111,22 @@ def greedy_generate(
     c = model.hparams
     batch = input_ids.shape[0]
     encoder_states = model.encode(variables, input_ids, attention_mask, mask)
+    cache, logits_fn = _decoder(model, variables, encoder_states, attention_mask, mask, max_length, use_cache)
     tokens = jnp.full((batch, max_length), c.pad_token_id, jnp.int32).at[:, 0].set(c.decoder_start_token_id)
 
     def cond(state):
-        step, _, finished = state
+        step, _, finished, _ = state
         return (step < max_length) & ~jnp.all(finished)
 
     def body(state):
-        step, tokens, finished = state
-        scores = _next_logits(model, variables, tokens, step, encoder_states, attention_mask, mask)
+        step, tokens, finished, cache = state
+        scores, cache = logits_fn(tokens, step, cache)
         next_token = jnp.argmax(_force_token(scores, step, forced_bos_token_id), axis=-1).astype(jnp.int32)
         next_token = jnp.where(finished, c.pad_token_id, next_token)
         tokens = jax.lax.dynamic_update_index_in_dim(tokens, next_token, step, axis=1)
-        return step + 1, tokens, finished | (next_token == c.eos_token_id)
+        return step + 1, tokens, finished | (next_token == c.eos_token_id), cache
 
-    _, tokens, _ = jax.lax.while_loop(cond, body, (jnp.int32(1), tokens, jnp.zeros(batch, bool)))
+    _, tokens, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(1), tokens, jnp.zeros(batch, bool), cache))
     return tokens
 
 
@@ -100,7 +136,8 @@ def _gather_beams(values: jax.Array, indices: jax.Array) -> jax.Array:
 
 
 @functools.partial(
-    jax.jit, static_argnames=("model", "max_length", "num_beams", "forced_bos_token_id", "length_penalty")
+    jax.jit,
+    static_argnames=("model", "max_length", "num_beams", "forced_bos_token_id", "length_penalty", "use_cache"),
 )
 def beam_search(
     model: M2M100,
@@ -113,13 +150,15 @@ def beam_search(
     num_beams: int = 4,
     forced_bos_token_id: int | None = None,
     length_penalty: float = 1.0,
+    use_cache: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """Beam search with transformers' rules (version 5.25, `early_stopping=False`).
 
     Each step keeps 2·num_beams candidates. A candidate that ends in EOS or
     reaches `max_length` is finished with the score `sum of log-probabilities /
     generated_length ** length_penalty`. Search stops when, by transformers'
-    heuristic, no running beam can beat the worst finished one.
+    heuristic, no running beam can beat the worst finished one. With
+    `use_cache`, the key/value cache rows follow their beams.
 
     Returns:
       `(tokens int32[B, max_length], scores f32[B])`: the best finished sequence
@@ -132,6 +171,7 @@ def beam_search(
     encoder_states = model.encode(variables, input_ids, attention_mask, mask)
     encoder_states = jnp.repeat(encoder_states, num_beams, axis=0)
     beam_attention_mask = jnp.repeat(attention_mask, num_beams, axis=0)
+    cache, logits_fn = _decoder(model, variables, encoder_states, beam_attention_mask, mask, max_length, use_cache)
 
     start = jnp.full((batch, num_beams, max_length), c.pad_token_id, jnp.int32).at[:, :, 0].set(
         c.decoder_start_token_id
@@ -146,6 +186,7 @@ def beam_search(
         is_finished=jnp.zeros((batch, num_beams), bool),
         improvable=jnp.ones((batch, 1), bool),
         stop=jnp.bool_(False),
+        cache=cache,
     )
 
     def cond(s):
@@ -154,7 +195,7 @@ def beam_search(
     def body(s):
         step = s["step"]
         flat = s["running"].reshape(batch * num_beams, max_length)
-        logits = _next_logits(model, variables, flat, step, encoder_states, beam_attention_mask, mask)
+        logits, cache = logits_fn(flat, step, s["cache"])
         log_probs = _force_token(jax.nn.log_softmax(logits, axis=-1), step, forced_bos_token_id)
         vocab = log_probs.shape[-1]
         accumulated = log_probs.reshape(batch, num_beams, vocab) + s["running_scores"][:, :, None]
@@ -171,6 +212,7 @@ def beam_search(
         _, next_running = jax.lax.top_k(running_candidates, num_beams)
         running = _gather_beams(top_sequences, next_running)
         running_scores = _gather_beams(running_candidates, next_running)
+        cache = _reorder_cache(cache, _gather_beams(top_indices // vocab, next_running))
 
         # Finished beams: merge the stopped ones among the first num_beams candidates.
         just_finished = stops & (jnp.arange(keep) < num_beams)[None, :]
@@ -193,22 +235,34 @@ def beam_search(
         stop = ~jnp.any(improvable) | jnp.all(stops)
 
         return dict(step=step + 1, running=running, running_scores=running_scores, finished=finished,
-                    finished_scores=finished_scores, is_finished=is_finished, improvable=improvable, stop=stop)
+                    finished_scores=finished_scores, is_finished=is_finished, improvable=improvable, stop=stop,
+                    cache=cache)
 
     state = jax.lax.while_loop(cond, body, state)
     return state["finished"][:, 0], state["finished_scores"][:, 0]
 
 
+def _reorder_cache(cache, beams: jax.Array):
+    """Cache rows of the chosen beams: leaf `[B·K, ...]` rows gathered by `beams: int[B, K]`."""
+    batch, num_beams = beams.shape
+
+    def gather(leaf):
+        grouped = leaf.reshape((batch, num_beams) + leaf.shape[1:])
+        return _gather_beams(grouped, beams).reshape(leaf.shape)
+
+    return jax.tree.map(gather, cache)
+
+
 def generate(model, variables, input_ids, attention_mask, mask=None, *, max_length: int, num_beams: int = 1,
-             forced_bos_token_id: int | None = None, length_penalty: float = 1.0) -> jax.Array:
+             forced_bos_token_id: int | None = None, length_penalty: float = 1.0, use_cache: bool = True) -> jax.Array:
     """Translate a batch: greedy when `num_beams == 1`, else beam search.
 
     Returns `int32[B, max_length]` token ids (start token first, padded).
     """
     if num_beams == 1:
         return greedy_generate(model, variables, input_ids, attention_mask, mask, max_length=max_length,
-                               forced_bos_token_id=forced_bos_token_id)
+                               forced_bos_token_id=forced_bos_token_id, use_cache=use_cache)
     tokens, _ = beam_search(model, variables, input_ids, attention_mask, mask, max_length=max_length,
                             num_beams=num_beams, forced_bos_token_id=forced_bos_token_id,
-                            length_penalty=length_penalty)
+                            length_penalty=length_penalty, use_cache=use_cache)
     return tokens

@@ -24,6 +24,11 @@ _TIED_OR_FIXED = (
     "shared.weight",
 )
 
+#: `M2M100Config` fields that describe a pruned model, which transformers' configuration cannot express.
+_PRUNING_FIELDS = ("encoder_heads", "decoder_self_heads", "decoder_cross_heads", "qk_dims", "vo_dims")
+#: `M2M100Config` fields of sosjax's mask groups, which mean nothing to transformers.
+_MASK_FIELDS = ("mask_unit", "heads_per_group", "rows_per_group", "min_active")
+
 
 def flax_to_hf_key(path: tuple[str, ...]) -> tuple[str, bool]:
     """Map the Flax parameter at `path` to its Hugging Face state-dict key, and
@@ -156,10 +161,9 @@ def save_m2m100(path: str, model: M2M100, variables: Mapping, extra_config: Mapp
     from safetensors.numpy import save_file
 
     c = model.hparams
-    full = M2M100Config.from_hf({k: v for k, v in c.to_dict().items()
-                                 if k not in ("encoder_heads", "decoder_self_heads", "decoder_cross_heads")})
-    if [s.heads for s in model.sites] != [s.heads for s in M2M100(full).sites]:
-        raise ValueError("save_m2m100 writes unpruned models only; this one has pruned attention heads.")
+    full = M2M100Config.from_hf({k: v for k, v in c.to_dict().items() if k not in _PRUNING_FIELDS})
+    if c.site_dims() != full.site_dims():
+        raise ValueError("save_m2m100 writes unpruned models only; this one has pruned attention heads or rows.")
 
     hf_config = {
         "model_type": "m2m_100",
@@ -170,8 +174,7 @@ def save_m2m100(path: str, model: M2M100, variables: Mapping, extra_config: Mapp
         "activation_dropout": 0.0,
         "encoder_layerdrop": 0.0,
         "decoder_layerdrop": 0.0,
-        **{k: v for k, v in c.to_dict().items() if k not in ("encoder_heads", "decoder_self_heads",
-                                                            "decoder_cross_heads", "heads_per_group", "min_active")},
+        **{k: v for k, v in c.to_dict().items() if k not in _PRUNING_FIELDS + _MASK_FIELDS},
         **(extra_config or {}),
     }
     state = {}

@@ -14,6 +14,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sosjax.models.m2m100_config import M2M100Config
 
@@ -67,50 +68,103 @@ def _layer_norm(name: str) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name=name)
 
 
-class Attention(nn.Module):
-    """Multi-head attention whose head outputs are multiplied by a gate.
+def _multi_head(query, key, value, bias, qk_dims, vo_dims, scale):
+    """Scaled dot-product attention over heads of per-head widths.
 
-    A zero gate removes the head exactly: it zeroes the head's slice of the
-    out_proj input, which is what deleting that head's q/k/v rows and out_proj
-    columns does.
+    `query: f32[B, Tq, sum(qk_dims)]`, `key: f32[B, Tk, sum(qk_dims)]`,
+    `value: f32[B, Tk, sum(vo_dims)]`, `bias: f32[B, 1, Tq, Tk]`; returns the
+    concatenated head outputs `f32[B, Tq, sum(vo_dims)]`. Heads of equal width
+    run as one batched einsum. Ragged heads (left by row pruning) run one by one
+    on static slices, so no FLOP is spent on pruned rows. A head of query/key
+    width 0 scores every key 0 and so averages the allowed values.
+    """
+    widths = set(qk_dims) | set(vo_dims)
+    if len(widths) == 1 and 0 not in widths:
+        width = widths.pop()
+        split = lambda y: y.reshape(y.shape[:-1] + (len(qk_dims), width))
+        scores = jnp.einsum("bqhd,bkhd->bhqk", split(query), split(key)) * scale + bias
+        heads = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), split(value))
+        return heads.reshape(heads.shape[:2] + (-1,))
+
+    outputs = []
+    qk_end = np.cumsum(qk_dims, dtype=int)
+    vo_end = np.cumsum(vo_dims, dtype=int)
+    for head, (qk_width, vo_width) in enumerate(zip(qk_dims, vo_dims)):
+        q = query[..., qk_end[head] - qk_width: qk_end[head]]
+        k = key[..., qk_end[head] - qk_width: qk_end[head]]
+        scores = jnp.einsum("bqd,bkd->bqk", q, k) * scale + bias[:, 0]
+        v = value[..., vo_end[head] - vo_width: vo_end[head]]
+        outputs.append(jnp.einsum("bqk,bkd->bqd", jax.nn.softmax(scores, axis=-1), v))
+    if not outputs:
+        return jnp.zeros(query.shape[:2] + (0,), query.dtype)
+    return jnp.concatenate(outputs, axis=-1)
+
+
+#: Gates of one attention layer: `(qk_gate f32[sum(qk_dims)] or None, vo_gate
+#: f32[sum(vo_dims)] or None)`, or None for no gate at all.
+AttentionGate = tuple[jax.Array | None, jax.Array | None] | None
+
+
+class Attention(nn.Module):
+    """Multi-head attention with gates on the rows of its projections.
+
+    A zero query/key gate removes that row of q_proj and k_proj exactly: the
+    row's product no longer enters any score. A zero value/output gate removes
+    that row of v_proj and that input column of out_proj exactly. A head whose
+    value/output rows are all gated off adds nothing, which is what deleting
+    the head does. Scores keep the scale `head_dim ** -0.5` of the unpruned
+    head, whatever width a pruned head has left.
     """
 
-    num_heads: int
+    qk_dims: tuple[int, ...]
+    vo_dims: tuple[int, ...]
     head_dim: int
     d_model: int
     init_std: float
 
-    @nn.compact
-    def __call__(self, x: jax.Array, context: jax.Array, bias: jax.Array, gate: jax.Array | None) -> jax.Array:
-        """`x: f32[B, Tq, d]`, `context: f32[B, Tk, d]`, `bias: f32[B, 1, Tq, Tk]`,
-        `gate: f32[num_heads]` or None; returns `f32[B, Tq, d]`."""
-        inner = self.num_heads * self.head_dim
-        dense = lambda features, name: nn.Dense(
-            features, kernel_init=nn.initializers.normal(self.init_std), name=name
-        )
-        split = lambda y: y.reshape(y.shape[:-1] + (self.num_heads, self.head_dim))
+    def setup(self):
+        dense = lambda features: nn.Dense(features, kernel_init=nn.initializers.normal(self.init_std))
+        self.q_proj = dense(sum(self.qk_dims))
+        self.k_proj = dense(sum(self.qk_dims))
+        self.v_proj = dense(sum(self.vo_dims))
+        self.out_proj = dense(self.d_model)
 
-        query = split(dense(inner, "q_proj")(x))
-        key = split(dense(inner, "k_proj")(context))
-        value = split(dense(inner, "v_proj")(context))
+    def __call__(self, x: jax.Array, context: jax.Array, bias: jax.Array, gate: AttentionGate) -> jax.Array:
+        """`x: f32[B, Tq, d]`, `context: f32[B, Tk, d]`, `bias: f32[B, 1, Tq, Tk]`; returns `f32[B, Tq, d]`."""
+        key, value = self.key_value(context)
+        return self.attend(x, key, value, bias, gate)
 
-        scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) * self.head_dim**-0.5 + bias
-        weights = jax.nn.softmax(scores, axis=-1)
-        heads = jnp.einsum("bhqk,bkhd->bqhd", weights, value)
-        if gate is not None:
-            heads = heads * gate[:, None].astype(heads.dtype)
+    def key_value(self, context: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Keys `f32[B, Tk, sum(qk_dims)]` and values `f32[B, Tk, sum(vo_dims)]` of `context`."""
+        return self.k_proj(context), self.v_proj(context)
 
-        return dense(self.d_model, "out_proj")(heads.reshape(heads.shape[:2] + (inner,)))
+    def attend(self, x, key, value, bias, gate: AttentionGate) -> jax.Array:
+        """Attention of the queries of `x: f32[B, Tq, d]` over precomputed keys and values."""
+        qk_gate, vo_gate = gate if gate is not None else (None, None)
+        query = self.q_proj(x)
+        if qk_gate is not None:
+            query = query * qk_gate.astype(query.dtype)
+        heads = _multi_head(query, key, value, bias, self.qk_dims, self.vo_dims, self.head_dim**-0.5)
+        if vo_gate is not None:
+            heads = heads * vo_gate.astype(heads.dtype)
+        return self.out_proj(heads)
+
+
+def _site_attention(config: M2M100Config, dims, head_dim: int, name: str | None = None) -> Attention:
+    qk_dims, vo_dims = dims
+    kwargs = {} if name is None else {"name": name}
+    return Attention(qk_dims, vo_dims, head_dim, config.d_model, config.init_std, **kwargs)
 
 
 class EncoderLayer(nn.Module):
     config: M2M100Config
-    num_heads: int
+    #: `(qk widths, vo widths)` per head of the self-attention.
+    dims: tuple
 
     @nn.compact
     def __call__(self, x, bias, gate):
         c = self.config
-        attention = Attention(self.num_heads, c.encoder_head_dim, c.d_model, c.init_std, name="self_attn")
+        attention = _site_attention(c, self.dims, c.encoder_head_dim, name="self_attn")
         h = _layer_norm("self_attn_layer_norm")(x)
         x = x + attention(h, h, bias, gate)
 
@@ -120,34 +174,64 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
+    """A pre-norm decoder layer, run over a whole sequence or one cached step."""
+
     config: M2M100Config
-    self_heads: int
-    cross_heads: int
+    self_dims: tuple
+    cross_dims: tuple
 
-    @nn.compact
-    def __call__(self, x, self_bias, encoder_states, cross_bias, self_gate, cross_gate):
+    def setup(self):
         c = self.config
-        hd = c.decoder_head_dim
-        h = _layer_norm("self_attn_layer_norm")(x)
-        x = x + Attention(self.self_heads, hd, c.d_model, c.init_std, name="self_attn")(h, h, self_bias, self_gate)
+        norm = lambda: nn.LayerNorm(epsilon=1e-5, use_fast_variance=False)
+        self.self_attn_layer_norm = norm()
+        self.self_attn = _site_attention(c, self.self_dims, c.decoder_head_dim)
+        self.encoder_attn_layer_norm = norm()
+        self.encoder_attn = _site_attention(c, self.cross_dims, c.decoder_head_dim)
+        self.final_layer_norm = norm()
+        self.fc1 = nn.Dense(c.decoder_ffn_dim)
+        self.fc2 = nn.Dense(c.d_model)
 
-        h = _layer_norm("encoder_attn_layer_norm")(x)
-        cross = Attention(self.cross_heads, hd, c.d_model, c.init_std, name="encoder_attn")
-        x = x + cross(h, encoder_states, cross_bias, cross_gate)
+    def __call__(self, x, self_bias, encoder_states, cross_bias, self_gate, cross_gate):
+        h = self.self_attn_layer_norm(x)
+        x = x + self.self_attn(h, h, self_bias, self_gate)
+        return self._cross_and_feed_forward(x, self.encoder_attn.key_value(encoder_states), cross_bias, cross_gate)
 
-        h = _layer_norm("final_layer_norm")(x)
-        h = activation(c.activation_function)(nn.Dense(c.decoder_ffn_dim, name="fc1")(h))
-        return x + nn.Dense(c.d_model, name="fc2")(h)
+    def step(self, x, cache, index, self_bias, cross_key_value, cross_bias, self_gate, cross_gate):
+        """Run one position `x: f32[N, 1, d]` against a self-attention cache.
+
+        `cache` is `(keys f32[N, L, sum(qk_dims)], values f32[N, L, sum(vo_dims)])`;
+        this position's key and value are written at `index` before attending,
+        and `self_bias: f32[N, 1, 1, L]` blocks the positions after it.
+        Returns the layer output and the updated cache.
+        """
+        h = self.self_attn_layer_norm(x)
+        key, value = self.self_attn.key_value(h)
+        keys = jax.lax.dynamic_update_slice_in_dim(cache[0], key.astype(cache[0].dtype), index, axis=1)
+        values = jax.lax.dynamic_update_slice_in_dim(cache[1], value.astype(cache[1].dtype), index, axis=1)
+        x = x + self.self_attn.attend(h, keys, values, self_bias, self_gate)
+        return self._cross_and_feed_forward(x, cross_key_value, cross_bias, cross_gate), (keys, values)
+
+    def cross_key_value(self, encoder_states):
+        """Keys and values of the cross-attention over `encoder_states: f32[N, S, d]`."""
+        return self.encoder_attn.key_value(encoder_states)
+
+    def _cross_and_feed_forward(self, x, cross_key_value, cross_bias, cross_gate):
+        h = self.encoder_attn_layer_norm(x)
+        x = x + self.encoder_attn.attend(h, *cross_key_value, cross_bias, cross_gate)
+
+        h = self.final_layer_norm(x)
+        h = activation(self.config.activation_function)(self.fc1(h))
+        return x + self.fc2(h)
 
 
-Gates = Sequence[jax.Array | None]
+Gates = Sequence[AttentionGate]
 
 
 class M2M100Module(nn.Module):
     """The encoder-decoder with its language-model head.
 
-    Gates are per attention layer: `encoder_gates[l]` is `f32[encoder_heads[l]]`,
-    and likewise for decoder self- and cross-attention; None leaves every head on.
+    Gates are per attention layer (`encoder_gates[l]`, and likewise for decoder
+    self- and cross-attention), each an `AttentionGate`; None leaves every row on.
     """
 
     config: M2M100Config
@@ -163,15 +247,13 @@ class M2M100Module(nn.Module):
             # transformers 5 unties all three when tie_word_embeddings is False.
             self.encoder_embed_tokens = embed("encoder_embed_tokens")
             self.decoder_embed_tokens = embed("decoder_embed_tokens")
-        self.encoder_layers = [
-            EncoderLayer(c, heads, name=f"encoder_layers_{i}") for i, heads in enumerate(c.layer_heads("encoder_heads"))
-        ]
+        dims = c.site_dims()
+        encoder_dims, decoder_dims = dims[: c.encoder_layers], dims[c.encoder_layers:]
+        self.encoder_layers = [EncoderLayer(c, d, name=f"encoder_layers_{i}") for i, d in enumerate(encoder_dims)]
         self.encoder_layer_norm = _layer_norm("encoder_layer_norm")
         self.decoder_layers = [
-            DecoderLayer(c, self_heads, cross_heads, name=f"decoder_layers_{i}")
-            for i, (self_heads, cross_heads) in enumerate(
-                zip(c.layer_heads("decoder_self_heads"), c.layer_heads("decoder_cross_heads"))
-            )
+            DecoderLayer(c, self_dims, cross_dims, name=f"decoder_layers_{i}")
+            for i, (self_dims, cross_dims) in enumerate(zip(decoder_dims[::2], decoder_dims[1::2]))
         ]
         self.decoder_layer_norm = _layer_norm("decoder_layer_norm")
         if not c.tie_word_embeddings:
@@ -230,11 +312,53 @@ class M2M100Module(nn.Module):
 
         for layer, self_gate, cross_gate in zip(self.decoder_layers, self_gates, cross_gates):
             x = layer(x, self_bias, encoder_states, cross_bias, self_gate, cross_gate)
-        x = self.decoder_layer_norm(x)
+        return self._logits(x)
 
-        if c.tie_word_embeddings:
+    def _logits(self, x):
+        x = self.decoder_layer_norm(x)
+        if self.config.tie_word_embeddings:
             return self.shared.attend(x)
         return self.lm_head(x)
+
+    def cross_key_values(self, encoder_states):
+        """Keys and values of every decoder cross-attention over `encoder_states: f32[N, S, d]`,
+        computed once per generation."""
+        return tuple(layer.cross_key_value(encoder_states) for layer in self.decoder_layers)
+
+    def decode_step(self, tokens, positions, index, cache, cross_key_values, attention_mask,
+                    self_gates: Gates | None = None, cross_gates: Gates | None = None):
+        """Logits `f32[N, vocab]` after one new decoder token per sequence.
+
+        Args:
+          tokens: `int32[N]` the tokens at decoder position `index`.
+          positions: `int32[N]` their position ids (see `decode`).
+          index: scalar position in the cache, the same for every sequence.
+          cache: per layer, `(keys f32[N, L, ·], values f32[N, L, ·])` of the
+            positions before `index`; entries at `index` and later are ignored.
+          cross_key_values: the output of `cross_key_values`.
+          attention_mask: `int32[N, S]` source padding.
+
+        Returns:
+          `(logits, cache)` with this position's keys and values written in.
+        """
+        self_gates = self_gates or [None] * len(self.decoder_layers)
+        cross_gates = cross_gates or [None] * len(self.decoder_layers)
+        table = self.shared if self.config.tie_word_embeddings else self.decoder_embed_tokens
+        x = self._embed(table, tokens[:, None], positions[:, None])
+
+        cache_length = cache[0][0].shape[1] if cache else 0
+        visible = jnp.arange(cache_length) <= index
+        self_bias = attention_bias(jnp.broadcast_to(visible, (x.shape[0], 1, cache_length)))
+        keys = attention_mask.astype(bool)
+        cross_bias = attention_bias(keys[:, None, :])
+
+        new_cache = []
+        layers = zip(self.decoder_layers, cache, cross_key_values, self_gates, cross_gates)
+        for layer, layer_cache, cross_key_value, self_gate, cross_gate in layers:
+            x, layer_cache = layer.step(x, layer_cache, index, self_bias, cross_key_value, cross_bias,
+                                        self_gate, cross_gate)
+            new_cache.append(layer_cache)
+        return self._logits(x)[:, 0], tuple(new_cache)
 
     def __call__(self, inputs: dict, encoder_gates=None, self_gates=None, cross_gates=None):
         encoder_states = self.encode(inputs["input_ids"], inputs["attention_mask"], encoder_gates)

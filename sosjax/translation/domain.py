@@ -45,7 +45,7 @@ class TranslationDomain:
       folder: the JAT's Hugging Face folder (weights and tokenizer).
       tokenizer: transformers' `M2M100Tokenizer` read from `folder`.
       data: the token arrays of every task and split.
-      model: the JAT with `config.model`'s head groups.
+      model: the JAT with the mask groups of `mask_groups(config)`.
       variables: the JAT's variables.
       decoding: keyword arguments of `translate` for test BLEU.
     """
@@ -68,7 +68,7 @@ def build_translation(config, workdir: str) -> TranslationDomain:
     folder = jat_folder(config, workdir, tasks)
     tokenizer = load_tokenizer(folder)
     jat, variables = load_m2m100(folder)
-    model = m2m100(jat.hparams, heads_per_group=config.model.granularity, min_active=config.model.min_active)
+    model = m2m100(jat.hparams, min_active=config.model.min_active, **mask_groups(config))
 
     settings = config.translation
     data = MultiTaskData(
@@ -81,6 +81,14 @@ def build_translation(config, workdir: str) -> TranslationDomain:
     decoding = dict(max_source_length=settings.source_length, max_length=settings.max_length,
                     num_beams=settings.num_beams, batch_size=settings.eval_batch_size)
     return TranslationDomain(tuple(tasks), folder, tokenizer, data, model, variables, decoding)
+
+
+def mask_groups(config) -> dict:
+    """`M2M100Config` fields of the mask groups that `config.translation.mask_unit` and
+    `config.model.granularity` select."""
+    if config.translation.mask_unit == "rows":
+        return dict(mask_unit="rows", heads_per_group=1, rows_per_group=config.model.granularity)
+    return dict(mask_unit="heads", heads_per_group=config.model.granularity, rows_per_group=1)
 
 
 def load_bitext(config) -> tuple[TranslationTask, ...]:

@@ -10,10 +10,11 @@ import pytest
 
 from tests.translation.bitext import sentence_pairs
 
-from sosjax.config import load_config
+from sosjax.config import ConfigError, load_config
 from sosjax.export import load_member
 from sosjax.pipeline import run
 from sosjax.translation.bleu import bleu, translate
+from sosjax.translation.domain import mask_groups
 from sosjax.translation.tokenizer import load_tokenizer
 
 TINY = "configs/wmt19_m2m100.py:tiny"
@@ -39,7 +40,9 @@ def tiny_run(tmp_path_factory):
     bitext = str(tmp_path_factory.mktemp("bitext"))
     write_bitext(bitext)
     workdir = str(tmp_path_factory.mktemp("run"))
-    config = load_config(TINY, [f"config.data.path={bitext}"])
+    # Row masks, two rows per bit, so the run exports ragged compacted members.
+    config = load_config(TINY, [f"config.data.path={bitext}", "config.translation.mask_unit=rows",
+                                "config.model.granularity=2"])
     manifest_path = run(config, workdir, progress=False)
     with open(manifest_path) as file:
         manifest = json.load(file)
@@ -54,6 +57,20 @@ def test_config_variants_load():
     assert paper.finetune.patience > 0
     assert tuple(paper.translation.pairs) == TASKS
     assert load_config("configs/wmt19_m2m100.py:cpu").model.name == "m2m100"
+
+
+def test_mask_unit_config_checks():
+    rows = load_config("configs/wmt19_m2m100.py:cpu", ["config.translation.mask_unit=rows", "config.model.granularity=4"])
+    assert mask_groups(rows) == dict(mask_unit="rows", heads_per_group=1, rows_per_group=4)
+    assert mask_groups(load_config(TINY)) == dict(mask_unit="heads", heads_per_group=1, rows_per_group=1)
+
+    # The cpu JAT has 4 heads of width 64 / 4 = 16.
+    with pytest.raises(ConfigError, match="translation.mask_unit = 'columns'"):
+        load_config("configs/wmt19_m2m100.py:cpu", ["config.translation.mask_unit=columns"])
+    with pytest.raises(ConfigError, match="model.granularity = 5: expected a divisor of the head width"):
+        load_config("configs/wmt19_m2m100.py:cpu", ["config.translation.mask_unit=rows", "config.model.granularity=5"])
+    with pytest.raises(ConfigError, match="model.granularity = 3: expected a divisor of translation.heads"):
+        load_config("configs/wmt19_m2m100.py:cpu", ["config.model.granularity=3"])
 
 
 @pytest.mark.slow
@@ -79,7 +96,7 @@ def test_run_writes_bleu_manifest(tiny_run):
         assert 0.0 <= member["test_metric"] <= 100.0
         assert 0 < member["params"] <= jat["params"]
         assert member["bytes_fp16"] * 2 == member["bytes_fp32"]
-    # Front members prune heads: the smallest of each task is smaller than the JAT.
+    # Front members prune rows: the smallest of each task is smaller than the JAT.
     for task in TASKS:
         assert min(m["params"] for m in manifest["members"] if m["task"] == task) < jat["params"]
     assert "bleu" in open(os.path.join(workdir, "report.md")).read()
@@ -119,6 +136,7 @@ def test_reloaded_member_reproduces_its_bleu(tiny_run):
                                max_source_length=decoding["max_source_length"], max_length=decoding["max_length"],
                                num_beams=decoding["num_beams"], batch_size=min(decoding["batch_size"], len(sources)))
 
+        assert model.hparams.mask_unit == "rows"
         assert model.num_params() == member["params"]
         assert bleu(hypotheses, references) == pytest.approx(member["test_metric"], abs=1e-4)
 
