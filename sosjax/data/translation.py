@@ -111,13 +111,19 @@ def load_folder_task(folder: str, source_lang: str, target_lang: str, max_pairs:
 def _prepared_wmt19_folder(pair: str, data_dir: str | None) -> str:
     """The newest prepared version folder of `wmt19_translate/<pair>`."""
     root = data_dir or os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
-    infos = sorted(glob.glob(os.path.join(root, "wmt19_translate", pair, "*", "dataset_info.json")))
+    infos = sorted(glob.glob(os.path.join(root, "wmt19_translate", pair, "*", "dataset_info.json")), key=_version_key)
     if not infos:
         raise FileNotFoundError(
             f"TFDS wmt19_translate/{pair} is not prepared in {root}. Prepare it on a machine with internet "
             "access (`tfds build wmt19_translate`) and copy the data folder, or use local parallel files."
         )
     return os.path.dirname(infos[-1])
+
+
+def _version_key(info_path: str) -> tuple:
+    """Sort key of a `<version>/dataset_info.json` path: numeric parts as numbers, so 10.0.0 follows 2.0.0."""
+    version = os.path.basename(os.path.dirname(info_path))
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in version.split("."))
 
 
 def _text(value) -> str:

@@ -198,3 +198,13 @@ def test_tfrecord_wmt19_without_tensorflow_raises(tmp_path):
 
     with pytest.raises(ImportError, match="stores tfrecord files, which only TensorFlow reads"):
         load_wmt19("de-en", data_dir=str(tmp_path))
+
+
+def test_newest_wmt19_version_sorts_numerically(tmp_path):
+    from sosjax.data.translation import _prepared_wmt19_folder
+
+    for version in ("2.0.0", "10.0.0", "9.1.0"):
+        folder = tmp_path / "wmt19_translate" / "de-en" / version
+        folder.mkdir(parents=True)
+        (folder / "dataset_info.json").write_text("{}")
+    assert _prepared_wmt19_folder("de-en", str(tmp_path)).endswith("10.0.0")
