@@ -25,3 +25,4 @@ run benchmarks/selection.py
 run benchmarks/compare_seeds.py --seeds 10 --generations 5 --repeats 2 config.evolution.fitness_batch_size=64
 run benchmarks/population_flops.py --config configs/digits_resnet18.py
 run benchmarks/full_run.py --config configs/digits_resnet18.py --workdir "$WORKDIR"
+run benchmarks/generation.py
