@@ -106,8 +106,8 @@ def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array
     """Rank `f32[N, 2]` in O(N log N); non-finite rows get arbitrary ranks.
 
     Sorted by (f1, f2), every dominator of a point comes before it. Give each point
-    a code, its dense rank in (f2, f1) order, so that an earlier point dominates a
-    later one exactly when its code is smaller (duplicates share a code and do not
+    a code that orders it by (f2, f1), so that an earlier point dominates a later
+    one exactly when its code is smaller (duplicates share a code and do not
     dominate each other). A point's rank is then the length of the longest
     strictly increasing run of codes ending at it, minus one, which patience
     sorting finds with one binary search per point: front `j` is a pile whose top
@@ -116,23 +116,29 @@ def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array
     size = objectives.shape[0]
     # Non-finite rows move to (inf, inf): last in both orders, so they cannot
     # change the codes or ranks of finite rows.
-    first = jnp.where(finite, objectives[:, 0], jnp.inf)
-    second = jnp.where(finite, objectives[:, 1], jnp.inf)
+    first = _codes(jnp.where(finite, objectives[:, 0], jnp.inf))
+    second = _codes(jnp.where(finite, objectives[:, 1], jnp.inf))
 
-    by_second = _lexsort(first, second)
-    sorted_first = first[by_second]
-    sorted_second = second[by_second]
-    starts_group = jnp.concatenate(
-        [
-            jnp.ones((1,), bool),
-            (sorted_first[1:] != sorted_first[:-1]) | (sorted_second[1:] != sorted_second[:-1]),
-        ]
-    )
-    dense_rank = jnp.cumsum(starts_group, dtype=jnp.int32) - 1
-    codes = jnp.zeros(size, jnp.int32).at[by_second].set(dense_rank)
-
-    by_first = _lexsort(second, first)
-    code_sequence = codes[by_first]
+    if size < _MAX_PACKED_ROWS:
+        # Both codes fit in one int32, so one sort of (f1, f2) pairs orders the
+        # points, and swapping the halves of a pair gives its (f2, f1) code.
+        # Duplicates need no tie-break: they get the same pile.
+        by_first = jnp.sort((first << 15) | second)
+        code_sequence = ((by_first & 0x7FFF) << 15) | (by_first >> 15)
+        row_position = jnp.searchsorted(by_first, (first << 15) | second, method="scan_unrolled")
+    else:
+        by_second = _lexsort(first, second)
+        starts_group = jnp.concatenate(
+            [
+                jnp.ones((1,), bool),
+                (first[by_second][1:] != first[by_second][:-1]) | (second[by_second][1:] != second[by_second][:-1]),
+            ]
+        )
+        dense_rank = jnp.cumsum(starts_group, dtype=jnp.int32) - 1
+        codes = jnp.zeros(size, jnp.int32).at[by_second].set(dense_rank)
+        by_first_order = _lexsort(second, first)
+        code_sequence = codes[by_first_order]
+        row_position = jnp.zeros(size, jnp.int32).at[by_first_order].set(jnp.arange(size, dtype=jnp.int32))
 
     def place(step, carry):
         piles, pile_of_step = carry
@@ -144,7 +150,7 @@ def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array
 
     initial = (jnp.full(size, _INT32_MAX, jnp.int32), jnp.zeros(size, jnp.int32))
     _, pile_of_step = lax.fori_loop(0, size, place, initial)
-    return jnp.zeros(size, jnp.int32).at[by_first].set(pile_of_step)
+    return pile_of_step[row_position]
 
 
 def _ranks_any_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array:

@@ -194,3 +194,13 @@ def test_packed_lexsort_matches_numpy(size):
         ours = np.asarray(lexsort(*(jnp.asarray(keys[i]) for i in chosen)))
         # numpy orders -0.0 and 0.0 as equal, as sosjax must.
         np.testing.assert_array_equal(ours, np.lexsort([keys[i] for i in chosen]))
+
+
+def test_two_objective_sort_beyond_packed_limit():
+    # 33,000 rows: too many to pack a row index beside a code, so sorts fall back
+    # to stable argsorts.
+    rng = np.random.default_rng(4)
+    objectives = rng.random((33000, 2)).astype(np.float32)
+    objectives[:3000] = np.round(objectives[:3000] * 16) / 16
+    _, expected = pymoo_fronts(objectives)
+    np.testing.assert_array_equal(np.asarray(_ranks(objectives)), expected)
