@@ -14,29 +14,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.machine import describe
+from benchmarks.population_eval import median_seconds
 from sosjax.models.m2m100 import m2m100
 from sosjax.models.m2m100_generate import generate
-
-
-def median_seconds(fns, repeats):
-    """Median wall time of each `fns[name]()` after one warm-up (compile) call, run in turns."""
-    for fn in fns.values():
-        jax.block_until_ready(fn())
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main():
