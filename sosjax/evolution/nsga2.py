@@ -66,16 +66,37 @@ def _lexsort(*keys: jax.Array) -> jax.Array:
             order = order[jnp.argsort(key[order], stable=True)]
         return order
 
+    return _lexsort_codes(*(_codes(key) for key in keys))
+
+
+def _lexsort_codes(*codes: jax.Array) -> jax.Array:
+    """Return what `_lexsort` returns, from keys already given as codes `int32[N]`
+    in [0, N) with N < 2^15."""
+    size = codes[0].shape[0]
     bits = max(1, (size - 1).bit_length())
     keys_per_pass = 31 // bits - 1
     position_mask = (1 << bits) - 1
     order = jnp.arange(size, dtype=jnp.int32)
-    for start in range(0, len(keys), keys_per_pass):
+    for start in range(0, len(codes), keys_per_pass):
         packed = jnp.arange(size, dtype=jnp.int32)
-        for slot, key in enumerate(keys[start:start + keys_per_pass], start=1):
-            packed = packed | (_codes(key)[order] << (bits * slot))
+        for slot, code in enumerate(codes[start:start + keys_per_pass], start=1):
+            packed = packed | (code[order] << (bits * slot))
         order = order[jnp.sort(packed) & position_mask]
     return order
+
+
+def _rank_codes(ranks: jax.Array) -> jax.Array:
+    """Return `int32[N]` codes of ranks in [0, N] by counting, without a sort."""
+    size = ranks.shape[0]
+    counts = jnp.zeros(size + 1, jnp.int32).at[ranks].add(1)
+    return (jnp.cumsum(counts) - counts)[ranks]
+
+
+def _lexsort_by_rank(values: jax.Array, ranks: jax.Array) -> jax.Array:
+    """Return the stable order of rows by rank, then value; ranks are in [0, N]."""
+    if ranks.shape[0] >= _MAX_PACKED_ROWS:
+        return _lexsort(values, ranks)
+    return _lexsort_codes(_codes(values), _rank_codes(ranks))
 
 
 def _lower_bound(sorted_values: jax.Array, value: jax.Array) -> jax.Array:
@@ -227,7 +248,7 @@ def crowding_distance(objectives: jax.Array, ranks: jax.Array) -> jax.Array:
 
     total = jnp.zeros(size, objectives.dtype)
     for m in range(num_objectives):
-        order = _lexsort(values[:, m], ranks)
+        order = _lexsort_by_rank(values[:, m], ranks)
         sorted_values = values[order, m]
         sorted_ranks = ranks[order]
 
@@ -281,8 +302,9 @@ def rank_and_crowd(
 
 
 def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
-    """Return `int32[N]`: rows sorted by rank, then larger crowding, then row index."""
-    return _lexsort(-crowding, ranks).astype(jnp.int32)
+    """Return `int32[N]`: rows sorted by rank (each in [0, N]), then larger crowding,
+    then row index."""
+    return _lexsort_by_rank(-crowding, ranks).astype(jnp.int32)
 
 
 def nsga2_select(objectives: jax.Array, k: int, valid: jax.Array | None = None) -> jax.Array:

@@ -204,3 +204,15 @@ def test_two_objective_sort_beyond_packed_limit():
     objectives[:3000] = np.round(objectives[:3000] * 16) / 16
     _, expected = pymoo_fronts(objectives)
     np.testing.assert_array_equal(np.asarray(_ranks(objectives)), expected)
+
+
+def test_survival_order_matches_numpy_lexsort():
+    # Ranks with gaps and the value N (invalid rows), tied and infinite crowding.
+    from sosjax.evolution.nsga2 import survival_order
+
+    rng = np.random.default_rng(5)
+    size = 700
+    ranks = rng.choice(np.array([0, 1, 3, 7, size], np.int32), size)
+    crowding = rng.choice(np.array([0.0, 0.25, 0.5, np.inf], np.float32), size)
+    ours = np.asarray(jax.jit(survival_order)(jnp.asarray(ranks), jnp.asarray(crowding)))
+    np.testing.assert_array_equal(ours, np.lexsort((-crowding, ranks)))
