@@ -123,8 +123,14 @@ def _lower_bound(sorted_values: jax.Array, value: jax.Array) -> jax.Array:
     return low
 
 
-def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array:
-    """Rank `f32[N, 2]` in O(N log N); non-finite rows get arbitrary ranks.
+def _finite_codes(objectives: jax.Array, finite: jax.Array) -> list[jax.Array]:
+    """Return each objective's codes `int32[N]`, with non-finite rows moved to
+    +inf: last in every order, so they cannot change the codes of finite rows."""
+    return [_codes(jnp.where(finite, objectives[:, m], jnp.inf)) for m in range(objectives.shape[1])]
+
+
+def _ranks_two_objectives(first: jax.Array, second: jax.Array) -> jax.Array:
+    """Rank rows by two objectives given as codes `int32[N]`, in O(N log N).
 
     Sorted by (f1, f2), every dominator of a point comes before it. Give each point
     a code that orders it by (f2, f1), so that an earlier point dominates a later
@@ -134,12 +140,7 @@ def _ranks_two_objectives(objectives: jax.Array, finite: jax.Array) -> jax.Array
     sorting finds with one binary search per point: front `j` is a pile whose top
     is the code of the last point placed in it.
     """
-    size = objectives.shape[0]
-    # Non-finite rows move to (inf, inf): last in both orders, so they cannot
-    # change the codes or ranks of finite rows.
-    first = _codes(jnp.where(finite, objectives[:, 0], jnp.inf))
-    second = _codes(jnp.where(finite, objectives[:, 1], jnp.inf))
-
+    size = first.shape[0]
     if size < _MAX_PACKED_ROWS:
         # Both codes fit in one int32, so one sort of (f1, f2) pairs orders the
         # points, and swapping the halves of a pair gives its (f2, f1) code.
@@ -214,8 +215,14 @@ def non_dominated_ranks(objectives: jax.Array) -> jax.Array:
     """
     objectives = jnp.asarray(objectives)
     finite = _finite_rows(objectives)
+    codes = _finite_codes(objectives, finite) if objectives.shape[1] == 2 else None
+    return _ranks(objectives, finite, codes)
+
+
+def _ranks(objectives: jax.Array, finite: jax.Array, codes: list[jax.Array] | None) -> jax.Array:
+    """Compute `non_dominated_ranks`, from `_finite_codes` when there are two objectives."""
     if objectives.shape[1] == 2:
-        ranks = _ranks_two_objectives(objectives, finite)
+        ranks = _ranks_two_objectives(*codes)
     else:
         ranks = _ranks_any_objectives(objectives, finite)
 
@@ -239,8 +246,15 @@ def crowding_distance(objectives: jax.Array, ranks: jax.Array) -> jax.Array:
     Returns:
       `f32[N]`. Rows with a NaN or infinite objective get 0.
     """
-    objectives = jnp.asarray(objectives)
-    ranks = jnp.asarray(ranks, jnp.int32)
+    return _crowding(jnp.asarray(objectives), jnp.asarray(ranks, jnp.int32), None)
+
+
+def _crowding(objectives: jax.Array, ranks: jax.Array, codes: list[jax.Array] | None) -> jax.Array:
+    """Compute `crowding_distance`, ordering fronts by `_finite_codes` when given.
+
+    The codes order non-finite rows as +inf instead of 0, which changes nothing
+    as long as those rows form fronts of their own, as `rank_and_crowd` ensures.
+    """
     size, num_objectives = objectives.shape
     finite = _finite_rows(objectives)
     values = jnp.where(finite[:, None], objectives, 0.0)
@@ -248,7 +262,10 @@ def crowding_distance(objectives: jax.Array, ranks: jax.Array) -> jax.Array:
 
     total = jnp.zeros(size, objectives.dtype)
     for m in range(num_objectives):
-        order = _lexsort_by_rank(values[:, m], ranks)
+        if codes is not None and size < _MAX_PACKED_ROWS:
+            order = _lexsort_codes(codes[m], _rank_codes(ranks))
+        else:
+            order = _lexsort_by_rank(values[:, m], ranks)
         sorted_values = values[order, m]
         sorted_ranks = ranks[order]
 
@@ -293,11 +310,14 @@ def rank_and_crowd(
     if valid is not None:
         objectives = jnp.where(valid[:, None], objectives, jnp.nan)
 
-    ranks = non_dominated_ranks(objectives)
+    # Both steps order the rows by each objective: compute those codes once.
+    finite = _finite_rows(objectives)
+    codes = _finite_codes(objectives, finite)
+    ranks = _ranks(objectives, finite, codes)
     if valid is not None:
         ranks = jnp.where(valid, ranks, size)
 
-    crowding = crowding_distance(objectives, ranks)
+    crowding = _crowding(objectives, ranks, codes)
     return ranks, crowding
 
 
