@@ -27,7 +27,7 @@ def _finite_rows(objectives: jax.Array) -> jax.Array:
 
 
 # Rows get their index packed into the low bits of an int32 sort key, so the
-# packed sorts below handle N up to 2^15.
+# packed sorts below handle fewer than 2^15 rows.
 _MAX_PACKED_ROWS = 2**15
 
 
