@@ -107,7 +107,7 @@ def _vo_row_params(d_model: int) -> int:
 
 
 def _head_of_rows(dims: tuple[int, ...]) -> np.ndarray:
-    """Head index `int[sum(dims)]` of every row of a layer with per-head widths `dims`."""
+    """Return the head index `int[sum(dims)]` of every row of a layer with per-head widths `dims`."""
     return np.repeat(np.arange(len(dims)), dims)
 
 
@@ -148,7 +148,7 @@ class M2M100(MaskedModel):
     # ---- mask to rows ----------------------------------------------------
 
     def _row_keeps(self, mask, xp=jnp) -> list[tuple[Any, Any]]:
-        """Kept rows per site: `(qk bool[qk_width], vo bool[vo_width])` from `mask: bool[D]`.
+        """Return the kept rows per site, `(qk bool[qk_width], vo bool[vo_width])`, from `mask: bool[D]`.
 
         A query/key row of a head without any value/output row is dropped,
         because that head adds nothing to the output.
@@ -170,7 +170,7 @@ class M2M100(MaskedModel):
     # ---- forward ---------------------------------------------------------
 
     def _gates(self, mask):
-        """Per-layer `(qk_gate, vo_gate)` row gates from `mask: bool[D]`, or Nones."""
+        """Return per-layer `(qk_gate, vo_gate)` row gates from `mask: bool[D]`, or Nones."""
         if mask is None:
             return None, None, None
         gates = []
@@ -220,13 +220,13 @@ class M2M100(MaskedModel):
         )
 
     def cross_key_values(self, variables: Variables, encoder_states) -> tuple:
-        """Per decoder layer, cross-attention `(keys, values)` over `encoder_states: f32[N, S, d]`."""
+        """Compute, per decoder layer, cross-attention `(keys, values)` over `encoder_states: f32[N, S, d]`."""
         return self.module.apply({"params": variables["params"]}, encoder_states,
                                  method=M2M100Module.cross_key_values)
 
     def decode_step(self, variables: Variables, tokens, positions, index, cache, cross_key_values,
                     attention_mask, mask=None):
-        """Logits `f32[N, vocab_size]` for one new token per sequence, and the updated cache.
+        """Decode one new token per sequence: return logits `f32[N, vocab_size]` and the updated cache.
 
         See `M2M100Module.decode_step`; `init_cache` builds an empty cache.
         """
@@ -288,7 +288,7 @@ class M2M100(MaskedModel):
     # ---- pruning ---------------------------------------------------------
 
     def _repair_segments(self) -> list[tuple[int, int]]:
-        """`(offset, length)` of each run of bits that keeps `min_active` groups:
+        """Return `(offset, length)` of each run of bits that keeps `min_active` groups:
         a whole layer in head mode, its query/key and its value/output bits in row mode."""
         if self.hparams.mask_unit == "heads":
             return [(site.offset, site.groups) for site in self.sites]
