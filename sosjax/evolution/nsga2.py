@@ -26,9 +26,10 @@ def _finite_rows(objectives: jax.Array) -> jax.Array:
     return jnp.all(jnp.isfinite(objectives), axis=-1)
 
 
-# Rows get their index packed into the low bits of an int32 sort key, so the
-# packed sorts below handle fewer than 2^15 rows.
-_MAX_PACKED_ROWS = 2**15
+# Packed sorts put a row index or a code of _PACKED_BITS bits beside another in
+# one int32 sort key, so they handle fewer than 2^15 rows.
+_PACKED_BITS = 15
+_MAX_PACKED_ROWS = 1 << _PACKED_BITS
 
 
 def _order_keys(values: jax.Array) -> jax.Array:
@@ -92,11 +93,16 @@ def _rank_codes(ranks: jax.Array) -> jax.Array:
     return (jnp.cumsum(counts) - counts)[ranks]
 
 
-def _lexsort_by_rank(values: jax.Array, ranks: jax.Array) -> jax.Array:
-    """Return the stable order of rows by rank, then value; ranks are in [0, N]."""
+def _lexsort_by_rank(values: jax.Array, ranks: jax.Array, value_codes: jax.Array | None = None) -> jax.Array:
+    """Return the stable order of rows by rank in [0, N], then value.
+
+    `value_codes`, if given, are codes that order `values` (see `_codes`).
+    """
     if ranks.shape[0] >= _MAX_PACKED_ROWS:
         return _lexsort(values, ranks)
-    return _lexsort_codes(_codes(values), _rank_codes(ranks))
+    if value_codes is None:
+        value_codes = _codes(values)
+    return _lexsort_codes(value_codes, _rank_codes(ranks))
 
 
 def _lower_bound(sorted_values: jax.Array, value: jax.Array) -> jax.Array:
@@ -145,15 +151,19 @@ def _ranks_two_objectives(first: jax.Array, second: jax.Array) -> jax.Array:
         # Both codes fit in one int32, so one sort of (f1, f2) pairs orders the
         # points, and swapping the halves of a pair gives its (f2, f1) code.
         # Duplicates need no tie-break: they get the same pile.
-        by_first = jnp.sort((first << 15) | second)
-        code_sequence = ((by_first & 0x7FFF) << 15) | (by_first >> 15)
-        row_position = jnp.searchsorted(by_first, (first << 15) | second, method="scan_unrolled")
+        code_mask = (1 << _PACKED_BITS) - 1
+        pairs = (first << _PACKED_BITS) | second
+        by_first = jnp.sort(pairs)
+        code_sequence = ((by_first & code_mask) << _PACKED_BITS) | (by_first >> _PACKED_BITS)
+        row_position = jnp.searchsorted(by_first, pairs, method="scan_unrolled")
     else:
         by_second = _lexsort(first, second)
+        sorted_first = first[by_second]
+        sorted_second = second[by_second]
         starts_group = jnp.concatenate(
             [
                 jnp.ones((1,), bool),
-                (first[by_second][1:] != first[by_second][:-1]) | (second[by_second][1:] != second[by_second][:-1]),
+                (sorted_first[1:] != sorted_first[:-1]) | (sorted_second[1:] != sorted_second[:-1]),
             ]
         )
         dense_rank = jnp.cumsum(starts_group, dtype=jnp.int32) - 1
@@ -262,10 +272,7 @@ def _crowding(objectives: jax.Array, ranks: jax.Array, codes: list[jax.Array] | 
 
     total = jnp.zeros(size, objectives.dtype)
     for m in range(num_objectives):
-        if codes is not None and size < _MAX_PACKED_ROWS:
-            order = _lexsort_codes(codes[m], _rank_codes(ranks))
-        else:
-            order = _lexsort_by_rank(values[:, m], ranks)
+        order = _lexsort_by_rank(values[:, m], ranks, None if codes is None else codes[m])
         sorted_values = values[order, m]
         sorted_ranks = ranks[order]
 

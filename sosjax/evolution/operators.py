@@ -88,9 +88,9 @@ def bit_flip_mutation(key: jax.Array, genome: jax.Array, rate: jax.Array | float
     """Flip each bit of a `bool[D]` genome independently with probability `rate`.
 
     A bit flips when a uniform 32-bit number u is below T = rate · 2^32, so the rate
-    is exact to within 2^-32 (rates of 1 or more flip every bit). u is drawn lazily:
-    its top byte decides unless it equals T's top byte (probability 1/256 per
-    bit); only those ties get the low 24 bits, from a short array of extra words
+    is exact to within 2^-32 (rates of 1 or more flip every bit). u is drawn lazily.
+    Its top byte decides, unless it equals T's top byte (probability 1/256 per
+    bit). Only those ties get the low 24 bits, from a short array of extra words
     handed out in bit order. That takes about D/4 + D/64 random words instead of D.
 
     NOTE: if more bits tie than `_tie_budget(D)` words (more than 8 standard

@@ -31,8 +31,8 @@ def _step_positions(tokens: jax.Array, pad_token_id: int) -> jax.Array:
 
 
 def _next_logits(model, variables, tokens, step, encoder_states, attention_mask, mask):
-    """Logits `f32[N, vocab]` for the token after position `step - 1` of `tokens`, rerunning the
-    decoder over the whole buffer."""
+    """Compute the logits `f32[N, vocab]` for the token after position `step - 1` of
+    `tokens`, rerunning the decoder over the whole buffer."""
     logits = model.decode(
         variables,
         tokens,
@@ -243,7 +243,7 @@ def beam_search(
 
 
 def _reorder_cache(cache, beams: jax.Array):
-    """Cache rows of the chosen beams: leaf `[B·K, ...]` rows gathered by `beams: int[B, K]`."""
+    """Gather the cache rows `[B·K, ...]` of the beams chosen by `beams: int[B, K]`."""
     batch, num_beams = beams.shape
 
     def gather(leaf):

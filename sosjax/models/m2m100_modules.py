@@ -69,7 +69,7 @@ def _layer_norm(name: str) -> nn.LayerNorm:
 
 
 def _multi_head(query, key, value, bias, qk_dims, vo_dims, scale):
-    """Scaled dot-product attention over heads of per-head widths.
+    """Compute scaled dot-product attention over heads of per-head widths.
 
     `query: f32[B, Tq, sum(qk_dims)]`, `key: f32[B, Tk, sum(qk_dims)]`,
     `value: f32[B, Tk, sum(vo_dims)]`, `bias: f32[B, 1, Tq, Tk]`; returns the
@@ -130,16 +130,19 @@ class Attention(nn.Module):
         self.out_proj = dense(self.d_model)
 
     def __call__(self, x: jax.Array, context: jax.Array, bias: jax.Array, gate: AttentionGate) -> jax.Array:
-        """`x: f32[B, Tq, d]`, `context: f32[B, Tk, d]`, `bias: f32[B, 1, Tq, Tk]`; returns `f32[B, Tq, d]`."""
+        """Attend from `x: f32[B, Tq, d]` over `context: f32[B, Tk, d]` with `bias: f32[B, 1, Tq, Tk]`.
+
+        Returns `f32[B, Tq, d]`.
+        """
         key, value = self.key_value(context)
         return self.attend(x, key, value, bias, gate)
 
     def key_value(self, context: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Keys `f32[B, Tk, sum(qk_dims)]` and values `f32[B, Tk, sum(vo_dims)]` of `context`."""
+        """Compute the keys `f32[B, Tk, sum(qk_dims)]` and values `f32[B, Tk, sum(vo_dims)]` of `context`."""
         return self.k_proj(context), self.v_proj(context)
 
     def attend(self, x, key, value, bias, gate: AttentionGate) -> jax.Array:
-        """Attention of the queries of `x: f32[B, Tq, d]` over precomputed keys and values."""
+        """Attend from the queries of `x: f32[B, Tq, d]` over precomputed keys and values."""
         qk_gate, vo_gate = gate if gate is not None else (None, None)
         query = self.q_proj(x)
         if qk_gate is not None:
@@ -194,7 +197,7 @@ class DecoderLayer(nn.Module):
     def __call__(self, x, self_bias, encoder_states, cross_bias, self_gate, cross_gate):
         h = self.self_attn_layer_norm(x)
         x = x + self.self_attn(h, h, self_bias, self_gate)
-        return self._cross_and_feed_forward(x, self.encoder_attn.key_value(encoder_states), cross_bias, cross_gate)
+        return self._cross_and_feed_forward(x, self.cross_key_value(encoder_states), cross_bias, cross_gate)
 
     def step(self, x, cache, index, self_bias, cross_key_value, cross_bias, self_gate, cross_gate):
         """Run one position `x: f32[N, 1, d]` against a self-attention cache.
@@ -212,7 +215,7 @@ class DecoderLayer(nn.Module):
         return self._cross_and_feed_forward(x, cross_key_value, cross_bias, cross_gate), (keys, values)
 
     def cross_key_value(self, encoder_states):
-        """Keys and values of the cross-attention over `encoder_states: f32[N, S, d]`."""
+        """Compute the cross-attention keys and values over `encoder_states: f32[N, S, d]`."""
         return self.encoder_attn.key_value(encoder_states)
 
     def _cross_and_feed_forward(self, x, cross_key_value, cross_bias, cross_gate):
@@ -321,13 +324,13 @@ class M2M100Module(nn.Module):
         return self.lm_head(x)
 
     def cross_key_values(self, encoder_states):
-        """Keys and values of every decoder cross-attention over `encoder_states: f32[N, S, d]`,
-        computed once per generation."""
+        """Compute the keys and values of every decoder cross-attention over
+        `encoder_states: f32[N, S, d]`, once per generation."""
         return tuple(layer.cross_key_value(encoder_states) for layer in self.decoder_layers)
 
     def decode_step(self, tokens, positions, index, cache, cross_key_values, attention_mask,
                     self_gates: Gates | None = None, cross_gates: Gates | None = None):
-        """Logits `f32[N, vocab]` after one new decoder token per sequence.
+        """Decode one new token per sequence and return the logits `f32[N, vocab]` after it.
 
         Args:
           tokens: `int32[N]` the tokens at decoder position `index`.
@@ -349,8 +352,8 @@ class M2M100Module(nn.Module):
         cache_length = cache[0][0].shape[1] if cache else 0
         visible = jnp.arange(cache_length) <= index
         self_bias = attention_bias(jnp.broadcast_to(visible, (x.shape[0], 1, cache_length)))
-        keys = attention_mask.astype(bool)
-        cross_bias = attention_bias(keys[:, None, :])
+        source_allowed = attention_mask.astype(bool)
+        cross_bias = attention_bias(source_allowed[:, None, :])
 
         new_cache = []
         layers = zip(self.decoder_layers, cache, cross_key_values, self_gates, cross_gates)

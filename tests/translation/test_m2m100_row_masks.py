@@ -165,8 +165,8 @@ def test_row_vmap_equals_loop(hf_folder):
         np.testing.assert_allclose(np.asarray(vmapped[i]), np.asarray(apply(variables, batch, jnp.asarray(mask))),
                                    atol=1e-5, rtol=0)
         assert int(traced[i]) == model.num_params(mask)
-        kept = jax.tree.map(lambda m: float(m.sum()), model.param_mask(jnp.asarray(mask)))
-        assert int(round(sum(jax.tree.leaves(kept)))) == model.num_params(mask)
+        kept_counts = jax.tree.map(lambda m: float(m.sum()), model.param_mask(jnp.asarray(mask)))
+        assert int(round(sum(jax.tree.leaves(kept_counts)))) == model.num_params(mask)
 
 
 def test_row_repair_keeps_both_kinds():
