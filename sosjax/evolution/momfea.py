@@ -26,12 +26,13 @@ from flax import struct
 
 from sosjax.evolution.hypervolume import hypervolume
 from sosjax.evolution.nsga2 import rank_and_crowd, survival_order
+from sosjax.evolution.bits import pack_bits, unpack_bits
 from sosjax.evolution.operators import (
     CROSSOVER_KINDS,
     binary_tournament,
-    bit_flip_mutation,
-    crossover,
+    crossover_words,
     distinct_pair,
+    mutation_words,
 )
 from sosjax.evolution.population import RepairFn, initial_population, repair_all
 from sosjax.evolution.rmp import learn_rmp
@@ -229,46 +230,50 @@ class MOMFEA:
         slot_keys, mate_keys = jax.random.split(key_pairs, (2, self.num_offspring // 2))
         slots = jax.vmap(distinct_pair, in_axes=(0, None))(slot_keys, self.num_offspring)
 
-        mate = partial(self._mate, state.masks, pools, rmp, params)
+        packed = pack_bits(state.masks)
+        mate = partial(self._mate, packed, pools, rmp, params)
         children, child_tasks, crossed = jax.vmap(mate)(
             mate_keys, pool_task[slots[:, 0]], pool_member[slots[:, 0]], pool_task[slots[:, 1]], pool_member[slots[:, 1]]
         )
 
-        offspring = children.reshape(self.num_offspring, self.num_dims)
+        offspring = unpack_bits(children.reshape(self.num_offspring, -1), self.num_dims)
         offspring = repair_all(key_repair, offspring, self.repair).astype(bool)
         task_ids = child_tasks.reshape(self.num_offspring)
         state = state.replace(rmp=rmp, offspring_crossed=jnp.repeat(crossed, 2))
         return offspring, task_ids, state
 
-    def _mate(self, masks, pools, rmp, params, key, task_a, member_a, task_b, member_b):
-        """Produce `(bool[2, D] children, int32[2] tasks, bool[] crossed)` from one pairing.
+    def _mate(self, packed, pools, rmp, params, key, task_a, member_a, task_b, member_b):
+        """Produce `(uint32[2, W] children, int32[2] tasks, bool[] crossed)` from one pairing.
 
-        Two crossovers run side by side: (a, b) when the pairing crosses, else
-        (a, a second parent from a's task), and (b, a second parent from b's task),
-        whose child is used only when the pairing does not cross.
+        Works on packed masks (`sosjax.evolution.bits`). Two crossovers run side by
+        side: (a, b) when the pairing crosses, else (a, a second parent from a's
+        task), and (b, a second parent from b's task), whose child is used only
+        when the pairing does not cross. With the same keys, the children equal
+        `crossover` and `bit_flip_mutation` applied to the unpacked parents.
         """
         keys = jax.random.split(key, 5)
         draws = jax.random.uniform(keys[0], (4,))
-        kind = params.crossover
 
         same_task = task_a == task_b
         crosses = same_task | (draws[0] < rmp[task_a, task_b])
         swap_tasks = crosses & ~same_task & (draws[1] < 0.5)
 
         pool_slot = jnp.minimum(jnp.floor(draws[2:] * self.pop_size), self.pop_size - 1).astype(jnp.int32)
-        parent_a = masks[task_a, member_a]
-        parent_b = masks[task_b, member_b]
-        mate_of_a = masks[task_a, pools[task_a, pool_slot[0]]]
-        mate_of_b = masks[task_b, pools[task_b, pool_slot[1]]]
+        parent_a = packed[task_a, member_a]
+        parent_b = packed[task_b, member_b]
+        mate_of_a = packed[task_a, pools[task_a, pool_slot[0]]]
+        mate_of_b = packed[task_b, pools[task_b, pool_slot[1]]]
 
-        cross = jax.vmap(partial(crossover, kind=kind))
+        # A crossing pairing's second child is the complement of its first: parent
+        # b where the first child took a, with the first child's crossover words.
+        from_first = jax.vmap(crossover_words, in_axes=(0, None, None))(keys[1:3], self.num_dims, params.crossover)
         first_parents = jnp.stack([parent_a, parent_b])
-        second_parents = jnp.stack([jnp.where(crosses, parent_b, mate_of_a), mate_of_b])
-        left_children, right_children = cross(keys[1:3], first_parents, second_parents)
-        children = jnp.stack([left_children[0], jnp.where(crosses, right_children[0], left_children[1])])
+        second_parents = jnp.stack([jnp.where(crosses, parent_b, mate_of_a), jnp.where(crosses, parent_a, mate_of_b)])
+        from_first = from_first.at[1].set(jnp.where(crosses, from_first[0], from_first[1]))
+        children = (first_parents & from_first) | (second_parents & ~from_first)
 
-        mutate = jax.vmap(bit_flip_mutation, in_axes=(0, 0, None))
-        children = mutate(keys[3:5], children, params.mutation_rate)
+        flips = jax.vmap(mutation_words, in_axes=(0, None, None))(keys[3:5], self.num_dims, params.mutation_rate)
+        children = children ^ flips
 
         tasks = jnp.where(swap_tasks, jnp.stack([task_b, task_a]), jnp.stack([task_a, task_b]))
         return children, tasks.astype(jnp.int32), crosses & ~same_task

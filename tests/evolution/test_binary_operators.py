@@ -1,5 +1,7 @@
 """Statistics of the binary crossover, mutation and tournament operators."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +14,9 @@ from sosjax.evolution import (
     two_point_crossover,
     uniform_crossover,
 )
-from sosjax.evolution.operators import distinct_pair
+from sosjax.evolution import operators
+from sosjax.evolution.bits import tail_mask, unpack_bits
+from sosjax.evolution.operators import crossover_words, distinct_pair
 
 _NUM_DRAWS = 4000
 _NUM_DIMS = 64
@@ -136,3 +140,74 @@ def test_distinct_pair_is_distinct_and_uniform(n):
     assert np.all(pairs[:, 0] != pairs[:, 1])
     assert pairs.min() >= 0 and pairs.max() < n
     np.testing.assert_allclose(np.bincount(pairs.ravel(), minlength=n) / pairs.size, 1 / n, atol=0.01)
+
+
+@pytest.mark.parametrize("num_dims", [1, 31, 32, 64, 70])
+def test_two_point_words_swap_exactly_the_drawn_segment(num_dims):
+    keys = many_keys(11, 3000)
+    words = jax.jit(jax.vmap(crossover_words, in_axes=(0, None, None)), static_argnums=(1, 2))(keys, num_dims, "two_point")
+    from_first = np.asarray(unpack_bits(words, num_dims))
+    cuts = np.sort(np.asarray(jax.vmap(distinct_pair, in_axes=(0, None))(keys, num_dims + 1)), axis=1)
+    position = np.arange(num_dims)
+    swapped = (position >= cuts[:, :1]) & (position < cuts[:, 1:])
+    np.testing.assert_array_equal(from_first, ~swapped)
+    # Padding bits past D stay clear.
+    np.testing.assert_array_equal(np.asarray(words) & ~np.asarray(tail_mask(num_dims)), 0)
+
+
+def flip_statistics(flips, rate, draws, num_dims):
+    """Check flips `bool[draws, D]` against independent Bernoulli(rate) bits."""
+    expected = rate * draws * num_dims
+    assert abs(flips.sum() - expected) < 5 * np.sqrt(expected * (1 - rate))
+    per_position = flips.sum(axis=0)
+    assert np.all(np.abs(per_position - rate * draws) < 5 * np.sqrt(draws * rate * (1 - rate)) + 3)
+    # Independence: flips per genome have the binomial variance, and two
+    # neighbouring bits flip together with probability rate².
+    counts = flips.sum(axis=1)
+    variance = num_dims * rate * (1 - rate)
+    assert abs(counts.var() / variance - 1) < 6 * np.sqrt(2 / draws) + 0.02
+    together = (flips[:, 1:] & flips[:, :-1]).sum()
+    expected_together = rate**2 * draws * (num_dims - 1)
+    assert abs(together - expected_together) < 5 * np.sqrt(expected_together) + 3
+
+
+@pytest.mark.parametrize("path", ["sparse", "dense"])
+@pytest.mark.parametrize("rate", [0.002, 0.05, 0.3, 0.9])
+def test_both_mutation_paths_flip_independent_bits_at_the_rate(path, rate):
+    num_dims, draws = 70, 6000
+    flip_words = {"sparse": operators._sparse_flips, "dense": operators._dense_flips}[path]
+    draw = jax.jit(jax.vmap(partial(flip_words, num_dims=num_dims), in_axes=(0, None)))
+    words = draw(many_keys(12, draws), jnp.float32(rate))
+    np.testing.assert_array_equal(np.asarray(words) & ~np.asarray(tail_mask(num_dims)), 0)
+    flip_statistics(np.asarray(unpack_bits(words, num_dims)), rate, draws, num_dims)
+
+
+def test_sparse_mutation_over_many_gap_chunks(monkeypatch):
+    # One gap per chunk: every flip after the first needs another loop step.
+    monkeypatch.setattr(operators, "_GAP_CHUNK", 1)
+    num_dims, draws, rate = 40, 6000, 0.1
+    draw = jax.jit(jax.vmap(partial(operators._sparse_flips, num_dims=num_dims), in_axes=(0, None)))
+    flips = np.asarray(unpack_bits(draw(many_keys(13, draws), jnp.float32(rate)), num_dims))
+    flip_statistics(flips, rate, draws, num_dims)
+
+
+def test_mutation_picks_the_sparse_path_up_to_its_flip_budget(monkeypatch):
+    # Make the dense path recognizable: it would flip every bit.
+    monkeypatch.setattr(operators, "_dense_flips", lambda key, rate, num_dims: tail_mask(num_dims))
+    num_dims = 1000
+    genome = jnp.zeros(num_dims, bool)
+    budget_rate = operators._SPARSE_FLIPS / num_dims
+    for rate, dense in ((1 / num_dims, False), (budget_rate * 0.99, False), (budget_rate * 1.5, True), (1.0, True)):
+        flipped = np.asarray(bit_flip_mutation(jax.random.key(0), genome, jnp.float32(rate)))
+        assert flipped.all() == dense, rate
+
+
+def test_mutation_vmapped_over_rates_of_both_paths():
+    # A sweep vmaps the rate, so both paths run for every row and `cond` picks.
+    num_dims, draws = 500, 2000
+    rates = jnp.tile(jnp.asarray([2 / num_dims, 0.6], jnp.float32), draws // 2)
+    mutate = jax.jit(jax.vmap(bit_flip_mutation, in_axes=(0, None, 0)))
+    flipped = np.asarray(mutate(many_keys(14, draws), jnp.zeros(num_dims, bool), rates))
+    for offset, rate in enumerate((2 / num_dims, 0.6)):
+        share = flipped[offset::2].mean()
+        assert abs(share - rate) < 5 * np.sqrt(rate * (1 - rate) / (num_dims * draws / 2))

@@ -7,7 +7,8 @@ import pytest
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from sosjax.evolution import MOMFEA, initial_population
+from sosjax.evolution import MOMFEA, bit_flip_mutation, crossover, initial_population
+from sosjax.evolution.bits import pack_bits, unpack_bits
 
 NUM_TASKS, POP_SIZE, NUM_DIMS = 2, 8, 64
 STRATEGY = MOMFEA(NUM_TASKS, POP_SIZE, NUM_DIMS)
@@ -336,3 +337,37 @@ def test_invalid_configuration_raises():
     with pytest.raises(ValueError, match="crossover"):
         STRATEGY.ask(jax.random.key(0), start(jax.random.key(0), STRATEGY.default_params),
                      STRATEGY.default_params.replace(crossover="three_point"))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "two_point"])
+@pytest.mark.parametrize("rmp", [0.0, 1.0])
+def test_packed_mating_equals_the_boolean_operators(kind, rmp):
+    # `ask` mates packed masks; with the same keys, the children must equal the
+    # public operators applied to the boolean parents.
+    num_dims = 70
+    strategy = MOMFEA(NUM_TASKS, POP_SIZE, num_dims)
+    params = strategy.default_params.replace(crossover=kind, mutation_rate=jnp.float32(0.05))
+    masks = jnp.asarray(np.random.default_rng(1).random((NUM_TASKS, POP_SIZE, num_dims)) < 0.5)
+    pools = jnp.asarray(np.random.default_rng(2).integers(0, POP_SIZE, (NUM_TASKS, POP_SIZE)), jnp.int32)
+    rmp_matrix = jnp.where(jnp.eye(NUM_TASKS, dtype=bool), 1.0, rmp)
+    mate = jax.jit(lambda *args: strategy._mate(pack_bits(masks), pools, rmp_matrix, params, *args))
+
+    for seed, (task_a, member_a, task_b, member_b) in enumerate([(0, 1, 1, 2), (1, 3, 1, 5), (0, 7, 1, 0)]):
+        key = jax.random.key(seed)
+        children, tasks, crossed = mate(key, task_a, member_a, task_b, member_b)
+
+        keys = jax.random.split(key, 5)
+        draws = np.asarray(jax.random.uniform(keys[0], (4,)))
+        crosses = task_a == task_b or draws[0] < rmp
+        slot = np.minimum(np.floor(draws[2:] * POP_SIZE), POP_SIZE - 1).astype(int)
+        parent_a, parent_b = masks[task_a, member_a], masks[task_b, member_b]
+        if crosses:
+            first, second = crossover(keys[1], parent_a, parent_b, kind)
+        else:
+            first, _ = crossover(keys[1], parent_a, masks[task_a, pools[task_a, slot[0]]], kind)
+            second, _ = crossover(keys[2], parent_b, masks[task_b, pools[task_b, slot[1]]], kind)
+        expected = [bit_flip_mutation(keys[3 + i], child, params.mutation_rate) for i, child in enumerate((first, second))]
+
+        np.testing.assert_array_equal(np.asarray(unpack_bits(children, num_dims)), np.stack(expected))
+        assert bool(crossed) == (crosses and task_a != task_b)
+        assert sorted(np.asarray(tasks).tolist()) == sorted([task_a, task_b])
