@@ -31,6 +31,13 @@ def _finite_rows(objectives: jax.Array) -> jax.Array:
 _PACKED_BITS = 15
 _MAX_PACKED_ROWS = 1 << _PACKED_BITS
 
+# Up to this many rows, the two-objective ranking finds a point's front by
+# counting pile tops (O(N) per point) instead of a binary search (O(log N)).
+# Under `vmap`, as in a strategy's `tell` over tasks, the search loop's batched
+# reads cost more than counting at this size (0.15 against 0.25 ms for two
+# populations of 180 on a CPU); alone at N = 400 the search is 3 times faster.
+_MAX_COUNTED_PILES = 256
+
 
 def _order_keys(values: jax.Array) -> jax.Array:
     """Map `values[N]` to `int32[N]` with the same order (NaN after +inf, -0 = +0)."""
@@ -175,7 +182,12 @@ def _ranks_two_objectives(first: jax.Array, second: jax.Array) -> jax.Array:
     def place(step, carry):
         piles, pile_of_step = carry
         code = lax.dynamic_index_in_dim(code_sequence, step, keepdims=False)
-        pile = _lower_bound(piles, code)
+        if size <= _MAX_COUNTED_PILES:
+            # Pile tops increase, so counting those below the code finds the pile
+            # in one vectorized pass, without the search loop's per-step overhead.
+            pile = jnp.sum(piles < code, dtype=jnp.int32)
+        else:
+            pile = _lower_bound(piles, code)
         piles = lax.dynamic_update_index_in_dim(piles, code, pile, 0)
         pile_of_step = lax.dynamic_update_index_in_dim(pile_of_step, pile, step, 0)
         return piles, pile_of_step

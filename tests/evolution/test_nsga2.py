@@ -8,6 +8,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_func
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from sosjax.evolution import crowding_distance, non_dominated_ranks, nsga2_select, rank_and_crowd
+from sosjax.evolution.nsga2 import _MAX_COUNTED_PILES
 
 _pymoo_crowding = get_crowding_function("cd")
 _ranks = jax.jit(non_dominated_ranks)
@@ -69,6 +70,16 @@ def test_crowding_matches_pymoo_random(num_objectives):
     fronts, ranks = pymoo_fronts(objectives)
     distance = np.asarray(_crowding(objectives, ranks))
     np.testing.assert_allclose(distance, pymoo_crowding(objectives, fronts), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [_MAX_COUNTED_PILES, _MAX_COUNTED_PILES + 1])
+def test_both_pile_searches_match_pymoo(size):
+    # Up to _MAX_COUNTED_PILES rows a point's front is found by counting pile
+    # tops, above it by binary search; both must give pymoo's ranks, ties included.
+    rng = np.random.default_rng(size)
+    objectives = np.round(rng.random((size, 2)) * 12).astype(np.float32) / 12
+    _, expected = pymoo_fronts(objectives)
+    np.testing.assert_array_equal(np.asarray(_ranks(objectives)), expected)
 
 
 def test_two_objective_sort_matches_pymoo_at_large_n():
