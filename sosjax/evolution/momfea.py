@@ -25,7 +25,7 @@ from evosax import types as evosax_types
 from flax import struct
 
 from sosjax.evolution.hypervolume import hypervolume
-from sosjax.evolution.nsga2 import rank_and_crowd, survival_order
+from sosjax.evolution.nsga2 import rank_and_crowd, rank_and_crowd_groups, survival_order
 from sosjax.evolution.bits import pack_bits, unpack_bits
 from sosjax.evolution.operators import (
     CROSSOVER_KINDS,
@@ -317,14 +317,15 @@ class MOMFEA:
         all_objectives = jnp.concatenate([state.objectives.reshape(num_offspring, 2), objectives])
         offspring_rows = num_offspring + jnp.arange(num_offspring)
 
-        def survive(task):
-            rows = jnp.concatenate([task * pop_size + jnp.arange(pop_size), offspring_rows])
-            valid = jnp.concatenate([jnp.ones(pop_size, bool), task_ids == task])
-            ranks, crowding = rank_and_crowd(all_objectives[rows], valid)
-            keep = survival_order(ranks, crowding)[:pop_size]
-            return rows[keep], ranks[keep], crowding[keep]
-
-        rows, ranks, crowding = jax.vmap(survive)(jnp.arange(num_tasks))
+        tasks = jnp.arange(num_tasks)
+        rows = jnp.concatenate(
+            [tasks[:, None] * pop_size + jnp.arange(pop_size), jnp.broadcast_to(offspring_rows, (num_tasks, num_offspring))],
+            axis=1,
+        )
+        valid = jnp.concatenate([jnp.ones((num_tasks, pop_size), bool), task_ids == tasks[:, None]], axis=1)
+        ranks, crowding = rank_and_crowd_groups(all_objectives[rows], valid)
+        keep = jax.vmap(survival_order)(ranks, crowding)[:, :pop_size]
+        rows, ranks, crowding = (jnp.take_along_axis(values, keep, axis=1) for values in (rows, ranks, crowding))
         survivors = all_objectives[rows]
         state = state.replace(
             masks=all_masks[rows],

@@ -8,7 +8,7 @@ from pymoo.operators.survival.rank_and_crowding.metrics import get_crowding_func
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from sosjax.evolution import crowding_distance, non_dominated_ranks, nsga2_select, rank_and_crowd
-from sosjax.evolution.nsga2 import _MAX_COUNTED_PILES
+from sosjax.evolution.nsga2 import _MAX_COUNTED_PILES, rank_and_crowd_groups
 
 _pymoo_crowding = get_crowding_function("cd")
 _ranks = jax.jit(non_dominated_ranks)
@@ -227,3 +227,20 @@ def test_survival_order_matches_numpy_lexsort():
     crowding = rng.choice(np.array([0.0, 0.25, 0.5, np.inf], np.float32), size)
     ours = np.asarray(jax.jit(survival_order)(jnp.asarray(ranks), jnp.asarray(crowding)))
     np.testing.assert_array_equal(ours, np.lexsort((-crowding, ranks)))
+
+
+@pytest.mark.parametrize("num_groups, size, num_objectives", [(1, 5, 2), (2, 180, 2), (3, 100, 2), (5, 7, 2), (2, 30, 3)])
+def test_grouped_ranking_equals_ranking_each_group(num_groups, size, num_objectives):
+    # One shared pass over all groups must give each group's own ranks and crowding,
+    # with ties, non-finite rows and invalid rows.
+    rng = np.random.default_rng(size)
+    objectives = np.round(rng.random((num_groups, size, num_objectives)) * 6) / 6
+    objectives[0, :2] = np.nan
+    objectives[-1, 3, 1] = np.inf
+    objectives = jnp.asarray(objectives, jnp.float32)
+    valid = jnp.asarray(rng.random((num_groups, size)) < 0.7)
+
+    expected_ranks, expected_crowding = jax.vmap(rank_and_crowd)(objectives, valid)
+    ranks, crowding = jax.jit(rank_and_crowd_groups)(objectives, valid)
+    np.testing.assert_array_equal(np.asarray(ranks), np.asarray(expected_ranks))
+    np.testing.assert_array_equal(np.asarray(crowding), np.asarray(expected_crowding))
