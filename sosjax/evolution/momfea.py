@@ -317,11 +317,11 @@ class MOMFEA:
         all_objectives = jnp.concatenate([state.objectives.reshape(num_offspring, 2), objectives])
         offspring_rows = num_offspring + jnp.arange(num_offspring)
 
+        # Each task ranks its own Γ members and all K·Γ offspring. The rows of
+        # other tasks' offspring are invalid there.
         tasks = jnp.arange(num_tasks)
-        rows = jnp.concatenate(
-            [tasks[:, None] * pop_size + jnp.arange(pop_size), jnp.broadcast_to(offspring_rows, (num_tasks, num_offspring))],
-            axis=1,
-        )
+        member_rows = tasks[:, None] * pop_size + jnp.arange(pop_size)
+        rows = jnp.concatenate([member_rows, jnp.broadcast_to(offspring_rows, (num_tasks, num_offspring))], axis=1)
         valid = jnp.concatenate([jnp.ones((num_tasks, pop_size), bool), task_ids == tasks[:, None]], axis=1)
         ranks, crowding = rank_and_crowd_groups(all_objectives[rows], valid)
         keep = jax.vmap(survival_order)(ranks, crowding)[:, :pop_size]
