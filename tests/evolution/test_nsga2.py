@@ -229,10 +229,13 @@ def test_survival_order_matches_numpy_lexsort():
     np.testing.assert_array_equal(ours, np.lexsort((-crowding, ranks)))
 
 
-@pytest.mark.parametrize("num_groups, size, num_objectives", [(1, 5, 2), (2, 180, 2), (3, 100, 2), (5, 7, 2), (2, 30, 3)])
+@pytest.mark.parametrize(
+    "num_groups, size, num_objectives", [(1, 5, 2), (2, 180, 2), (3, 100, 2), (5, 7, 2), (2, 30, 3), (2, 16400, 2)]
+)
 def test_grouped_ranking_equals_ranking_each_group(num_groups, size, num_objectives):
     # One shared pass over all groups must give each group's own ranks and crowding,
-    # with ties, non-finite rows and invalid rows.
+    # with ties, non-finite rows and invalid rows. Three objectives and G·N of
+    # 2^15 or more take the per-group fallback.
     rng = np.random.default_rng(size)
     objectives = np.round(rng.random((num_groups, size, num_objectives)) * 6) / 6
     objectives[0, :2] = np.nan
