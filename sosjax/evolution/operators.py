@@ -44,8 +44,8 @@ def crossover_words(key: jax.Array, num_dims: int, kind: str = "uniform") -> jax
     `CROSSOVER_KINDS`:
     - "uniform": every bit from either parent with probability 1/2;
     - "two_point": two cut points drawn from {0, ..., D} without replacement and
-      sorted, `[start, stop)`, and the bits of that segment swapped, so the
-      segment holds between 1 and D bits.
+      sorted, `[start, stop)`, and the bits of that segment swapped. The segment
+      has between 1 and D bits.
     """
     if kind == "uniform":
         return jax.random.bits(key, (num_words(num_dims),), jnp.uint32) & tail_mask(num_dims)
@@ -119,9 +119,9 @@ def _sparse_flips(key: jax.Array, rate: jax.Array, num_dims: int) -> jax.Array:
     The gap before the next success is Geometric(rate), drawn by inversion as
     floor(log(1 − v) / log(1 − rate)) from a uniform 32-bit v. Each bit is thus
     set with probability `rate` up to float32 rounding (a relative error of about
-    1e-7 per gap, an estimate). Gaps come `_GAP_CHUNK` at a time until they pass the last bit; up to
-    `_SPARSE_FLIPS` expected flips, one or a few chunks suffice, and the mutation
-    costs a few dozen random words instead of D/4.
+    1e-7 per gap, an estimate). Gaps come `_GAP_CHUNK` at a time until they pass
+    the last bit. Up to `_SPARSE_FLIPS` expected flips, one or a few chunks
+    suffice, so the mutation costs a few dozen random words instead of D/4.
     """
     log_keep = jnp.log1p(-rate)
     word_count = num_words(num_dims)

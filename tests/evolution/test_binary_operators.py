@@ -173,7 +173,7 @@ def flip_statistics(flips, rate, draws, num_dims):
 
 @pytest.mark.parametrize("path", ["sparse", "dense"])
 @pytest.mark.parametrize("rate", [0.002, 0.05, 0.3, 0.9])
-def test_both_mutation_paths_flip_independent_bits_at_the_rate(path, rate):
+def test_mutation_paths_flip_at_rate(path, rate):
     num_dims, draws = 70, 6000
     flip_words = {"sparse": operators._sparse_flips, "dense": operators._dense_flips}[path]
     draw = jax.jit(jax.vmap(partial(flip_words, num_dims=num_dims), in_axes=(0, None)))
@@ -191,7 +191,7 @@ def test_sparse_mutation_over_many_gap_chunks(monkeypatch):
     flip_statistics(flips, rate, draws, num_dims)
 
 
-def test_mutation_picks_the_sparse_path_up_to_its_flip_budget(monkeypatch):
+def test_mutation_path_by_flip_budget(monkeypatch):
     # Make the dense path recognizable: it would flip every bit.
     monkeypatch.setattr(operators, "_dense_flips", lambda key, rate, num_dims: tail_mask(num_dims))
     num_dims = 1000

@@ -20,7 +20,8 @@ def reference_pack(bits):
 def test_pack_bits_layout_and_round_trip(num_dims):
     bits = np.random.default_rng(num_dims).random((3, 5, num_dims)) < 0.5
     packed = np.asarray(jax.jit(pack_bits)(jnp.asarray(bits)))
-    assert packed.dtype == np.uint32 and packed.shape == (3, 5, num_words(num_dims))
+    assert packed.dtype == np.uint32
+    assert packed.shape == (3, 5, num_words(num_dims))
     np.testing.assert_array_equal(packed, reference_pack(bits))
 
     unpacked = np.asarray(jax.jit(unpack_bits, static_argnums=1)(jnp.asarray(packed), num_dims))

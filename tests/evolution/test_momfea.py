@@ -369,5 +369,6 @@ def test_packed_mating_equals_the_boolean_operators(kind, rmp):
         expected = [bit_flip_mutation(keys[3 + i], child, params.mutation_rate) for i, child in enumerate((first, second))]
 
         np.testing.assert_array_equal(np.asarray(unpack_bits(children, num_dims)), np.stack(expected))
-        assert bool(crossed) == (crosses and task_a != task_b)
+        mixes_tasks = bool(crosses) and task_a != task_b
+        assert bool(crossed) == mixes_tasks
         assert sorted(np.asarray(tasks).tolist()) == sorted([task_a, task_b])
