@@ -206,10 +206,12 @@ def main():
     print(f"pymoo NSGA-II, one run per task, {pymoo_generation * 1e3:.2f} ms per generation.\n")
     print("| sosjax MO-MFEA | calls | per seed-generation | pymoo time / sosjax time |")
     print("|---|---|---|---|")
-    for label, seeds, (single_call, scanned) in (("1 seed", 1, one_seed), (f"{args.num_seeds} seeds vmapped", args.num_seeds, many_seeds)):
-        for calls, seconds in (("one generation per call", single_call), (f"lax.scan of {args.scan_length}", scanned)):
+    runs = [("1 seed", 1, one_seed), (f"{args.num_seeds} seeds vmapped", args.num_seeds, many_seeds)]
+    for label, seeds, (single_call, scanned) in runs:
+        calls = [("one generation per call", single_call), (f"lax.scan of {args.scan_length}", scanned)]
+        for call, seconds in calls:
             per_seed = seconds / seeds
-            print(f"| {label} | {calls} | {per_seed * 1e3:.4f} | {pymoo_generation / per_seed:.1f} |")
+            print(f"| {label} | {call} | {per_seed * 1e3:.4f} | {pymoo_generation / per_seed:.1f} |")
 
 
 if __name__ == "__main__":

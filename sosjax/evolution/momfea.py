@@ -24,9 +24,9 @@ import jax.numpy as jnp
 from evosax import types as evosax_types
 from flax import struct
 
+from sosjax.evolution.bits import pack_bits, unpack_bits
 from sosjax.evolution.hypervolume import hypervolume
 from sosjax.evolution.nsga2 import rank_and_crowd, rank_and_crowd_groups, survival_order
-from sosjax.evolution.bits import pack_bits, unpack_bits
 from sosjax.evolution.operators import (
     CROSSOVER_KINDS,
     binary_tournament,

@@ -72,20 +72,24 @@ def test_crowding_matches_pymoo_random(num_objectives):
     np.testing.assert_allclose(distance, pymoo_crowding(objectives, fronts), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("size", [_MAX_COUNTED_PILES, _MAX_COUNTED_PILES + 1])
-def test_both_pile_searches_match_pymoo(size):
-    # Up to _MAX_COUNTED_PILES rows a point's front is found by counting pile
-    # tops, above it by binary search; both must give pymoo's ranks, ties included.
+# (rows, rows rounded to create ties, rounding levels). Up to _MAX_COUNTED_PILES
+# rows a point's front is found by counting pile tops, above it by binary search.
+# At 33,000 rows a row index no longer fits beside a code, so sorts fall back to
+# stable argsorts.
+_LARGE_RANKING_CASES = {
+    "counted piles": (_MAX_COUNTED_PILES, _MAX_COUNTED_PILES, 12),
+    "searched piles": (_MAX_COUNTED_PILES + 1, _MAX_COUNTED_PILES + 1, 12),
+    "5,000 rows": (5000, 500, 8),
+    "beyond packed limit": (33000, 3000, 16),
+}
+
+
+@pytest.mark.parametrize("case", list(_LARGE_RANKING_CASES))
+def test_two_objective_ranks_match_pymoo(case):
+    size, tied_rows, levels = _LARGE_RANKING_CASES[case]
     rng = np.random.default_rng(size)
-    objectives = np.round(rng.random((size, 2)) * 12).astype(np.float32) / 12
-    _, expected = pymoo_fronts(objectives)
-    np.testing.assert_array_equal(np.asarray(_ranks(objectives)), expected)
-
-
-def test_two_objective_sort_matches_pymoo_at_large_n():
-    rng = np.random.default_rng(3)
-    objectives = rng.random((5000, 2)).astype(np.float32)
-    objectives[:500] = np.round(objectives[:500] * 8) / 8
+    objectives = rng.random((size, 2)).astype(np.float32)
+    objectives[:tied_rows] = np.round(objectives[:tied_rows] * levels) / levels
     _, expected = pymoo_fronts(objectives)
     np.testing.assert_array_equal(np.asarray(_ranks(objectives)), expected)
 
@@ -205,16 +209,6 @@ def test_packed_lexsort_matches_numpy(size):
         ours = np.asarray(lexsort(*(jnp.asarray(keys[i]) for i in chosen)))
         # numpy orders -0.0 and 0.0 as equal, as sosjax must.
         np.testing.assert_array_equal(ours, np.lexsort([keys[i] for i in chosen]))
-
-
-def test_two_objective_sort_beyond_packed_limit():
-    # 33,000 rows: too many to pack a row index beside a code, so sorts fall back
-    # to stable argsorts.
-    rng = np.random.default_rng(4)
-    objectives = rng.random((33000, 2)).astype(np.float32)
-    objectives[:3000] = np.round(objectives[:3000] * 16) / 16
-    _, expected = pymoo_fronts(objectives)
-    np.testing.assert_array_equal(np.asarray(_ranks(objectives)), expected)
 
 
 def test_survival_order_matches_numpy_lexsort():
